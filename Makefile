@@ -1,0 +1,39 @@
+# kubeserve developer entry points. The README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## setup: create .venv and install kubeserve with every extra needed for tests and the demo
+setup: $(STAMP)
+
+## demo: set up, then run the end-to-end demo and say what it did
+demo: setup
+	$(BIN)/python -m kubeserve.demo
+
+## lint: ruff (lint + format check) and mypy --strict over both packages and the tests
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint, type-check, then the whole pytest suite (cluster tests included)
+test: lint
+	$(BIN)/pytest
+
+## bench: side-by-side benchmarks; JSON and PNG land in bench/results/
+bench: setup
+	$(BIN)/python bench/runtime.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
