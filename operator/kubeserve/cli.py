@@ -24,9 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kubeserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("version", help="print the version and exit").set_defaults(
-        handler=_version
-    )
+    sub.add_parser("version", help="print the version and exit").set_defaults(handler=_version)
     for register in _registrars():
         register(sub)
     return parser

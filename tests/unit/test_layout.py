@@ -34,7 +34,9 @@ def test_runtime_never_imports_kopf_or_kubernetes() -> None:
         str(path.relative_to(ROOT))
         for path in (ROOT / "serving_image").rglob("*.py")
         if any(
-            line.strip().startswith(("import kopf", "from kopf", "import kubernetes", "from kubernetes"))
+            line.strip().startswith(
+                ("import kopf", "from kopf", "import kubernetes", "from kubernetes")
+            )
             for line in path.read_text().splitlines()
         )
     ]
@@ -45,7 +47,10 @@ def test_cli_versions() -> None:
     """Both console scripts answer --version with the distribution's version."""
     import kubeserve
 
-    for module, name in (("kubeserve.cli", "kubeserve"), ("kubeserve_runtime.cli", "kubeserve-runtime")):
+    for module, name in (
+        ("kubeserve.cli", "kubeserve"),
+        ("kubeserve_runtime.cli", "kubeserve-runtime"),
+    ):
         out = subprocess.run(
             [sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=True
         )
