@@ -1,0 +1,191 @@
+"""Pure pieces of the storage initializer: URI parsing, manifests, path safety,
+configuration resolution and archive safety checks."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kubeserve_runtime.storage.archive import ArchiveError, extract, is_archive
+from kubeserve_runtime.storage.checksum import ChecksumError, parse_manifest, verify_manifest
+from kubeserve_runtime.storage.errors import StorageError
+from kubeserve_runtime.storage.gcs import endpoint
+from kubeserve_runtime.storage.options import DownloadOptions
+from kubeserve_runtime.storage.paths import safe_join
+from kubeserve_runtime.storage.s3 import s3_config
+from kubeserve_runtime.storage.uri import parse_uri
+from kubeserve_runtime.storage.web import file_name
+
+DIGEST = "a" * 64
+
+
+def test_parse_uri_splits_scheme_bucket_key_and_fragment() -> None:
+    """A bucket URI keeps its key and its digest; the fragment is not sent."""
+    source = parse_uri(f"s3://models/iris/v2/model.onnx#sha256={DIGEST.upper()}")
+    assert (source.scheme, source.netloc, source.key) == ("s3", "models", "iris/v2/model.onnx")
+    assert source.sha256 == DIGEST
+    assert source.without_fragment == "s3://models/iris/v2/model.onnx"
+
+
+@pytest.mark.parametrize(
+    ("uri", "cause"),
+    [
+        ("ftp://host/model", "unknown URI scheme 'ftp'"),
+        ("/just/a/path", "unknown URI scheme '(none)'"),
+        ("s3:///key", "missing bucket name"),
+        ("pvc:///path", "missing PVC name"),
+        ("file://host/path", "must be absolute"),
+        ("https://h/m.onnx#md5=abc", "unsupported URI fragment"),
+        ("https://h/m.onnx#sha256=xyz", "64 hexadecimal characters"),
+    ],
+)
+def test_parse_uri_rejects_unusable_uris(uri: str, cause: str) -> None:
+    """Every unusable URI is refused with a cause naming the problem and the URI."""
+    with pytest.raises(StorageError) as info:
+        parse_uri(uri)
+    assert cause in str(info.value)
+    assert str(info.value).startswith(uri)
+
+
+def test_manifest_parsing_accepts_sha256sum_output() -> None:
+    """Both text and binary markers of sha256sum, comments and blank lines are accepted."""
+    text = f"# comment\n\n{DIGEST}  model.onnx\n{'b' * 64} *sub/dir/w.bin\n"
+    assert parse_manifest(text) == [(DIGEST, "model.onnx"), ("b" * 64, "sub/dir/w.bin")]
+    with pytest.raises(ChecksumError, match="line 1"):
+        parse_manifest("not a checksum line\n")
+
+
+def test_manifest_cannot_point_outside_the_model(tmp_path: Path) -> None:
+    """A SHA256SUMS entry with .. is refused, not followed."""
+    (tmp_path / "SHA256SUMS").write_text(f"{DIGEST}  ../etc/passwd\n")
+    with pytest.raises(ChecksumError, match="outside the model"):
+        verify_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("relative", "safe"),
+    [("a/b.txt", True), ("../x", False), ("/etc/passwd", False), ("a/../../x", False), ("", False)],
+)
+def test_safe_join(tmp_path: Path, relative: str, safe: bool) -> None:
+    """Only relative paths that stay below the root are joined."""
+    assert (safe_join(tmp_path, relative) is not None) is safe
+
+
+def test_s3_config_from_kserve_style_variables() -> None:
+    """S3_ENDPOINT as a bare host with S3_USE_HTTPS=0 becomes an http URL, path style."""
+    options = DownloadOptions(
+        config={"S3_ENDPOINT": "minio.ml:9000", "S3_USE_HTTPS": "0", "AWS_REGION": "eu-west-1"}
+    )
+    config = s3_config(options)
+    assert config.endpoint_url == "http://minio.ml:9000"
+    assert config.addressing_style == "path"
+    assert config.region == "eu-west-1"
+    assert config.verify is True
+    assert s3_config(DownloadOptions()).addressing_style == "auto"
+
+
+def test_secret_dir_fills_values_the_environment_does_not_set(tmp_path: Path) -> None:
+    """Secret files supply credentials; an explicit environment variable wins."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "AWS_ACCESS_KEY_ID").write_text("from-secret\n")
+    (secret / "AWS_SECRET_ACCESS_KEY").write_text("secret-key\n")
+    (secret / "..data").mkdir()
+    options = DownloadOptions.from_environment(
+        environ={"KUBESERVE_STORAGE_SECRET_DIR": str(secret), "AWS_SECRET_ACCESS_KEY": "env-key"}
+    )
+    config = s3_config(options)
+    assert (config.access_key, config.secret_key) == ("from-secret", "env-key")
+
+
+def test_pvc_root_and_gcs_emulator_come_from_the_environment() -> None:
+    """KUBESERVE_PVC_ROOT moves the PVC mount root; STORAGE_EMULATOR_HOST the GCS API."""
+    options = DownloadOptions.from_environment(
+        environ={"KUBESERVE_PVC_ROOT": "/data/pvc", "STORAGE_EMULATOR_HOST": "127.0.0.1:4443"}
+    )
+    assert options.pvc_root == Path("/data/pvc")
+    assert endpoint(options) == "http://127.0.0.1:4443"
+    assert endpoint(DownloadOptions()).startswith("https://")
+
+
+def test_file_names_of_urls() -> None:
+    """The last path segment names the file; a bare host falls back to 'model'."""
+    assert file_name(parse_uri("https://h/a/model%20v2.onnx?x=1")) == "model v2.onnx"
+    assert file_name(parse_uri("https://h/")) == "model"
+
+
+def test_archive_names() -> None:
+    """Archives are recognised by suffix."""
+    assert all(is_archive(n) for n in ("m.zip", "m.tar", "m.tar.gz", "m.TGZ"))
+    assert not any(is_archive(n) for n in ("model.onnx", "model.joblib", "gz"))
+
+
+def _tar_with(tmp_path: Path, name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> Path:
+    """Write a tar.gz with one member of the given name and type."""
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = link
+        data = b"" if link else b"pwned"
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "link"),
+    [
+        ("../escape.txt", tarfile.REGTYPE, ""),
+        ("/tmp/abs.txt", tarfile.REGTYPE, ""),
+        ("link", tarfile.SYMTYPE, "/etc/passwd"),
+        ("link", tarfile.SYMTYPE, "../../outside"),
+    ],
+)
+def test_tar_members_that_escape_are_refused(
+    tmp_path: Path, name: str, kind: bytes, link: str
+) -> None:
+    """Path traversal, absolute paths and escaping links never reach the disk outside."""
+    archive = _tar_with(tmp_path, name, kind, link)
+    target = tmp_path / "out"
+    target.mkdir()
+    if name.startswith("/"):
+        # The data filter strips a leading slash: the member lands inside the target.
+        extract(archive, target)
+        assert (target / "tmp" / "abs.txt").read_bytes() == b"pwned"
+        return
+    with pytest.raises(ArchiveError, match="unsafe member"):
+        extract(archive, target)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_zip_traversal_and_symlinks_are_refused(tmp_path: Path) -> None:
+    """Zip members climbing out of the target, or symlinks, stop the extraction."""
+    traversal = tmp_path / "t.zip"
+    with zipfile.ZipFile(traversal, "w") as zf:
+        zf.writestr("ok.txt", "fine")
+        zf.writestr("../escape.txt", "pwned")
+    symlink = tmp_path / "s.zip"
+    with zipfile.ZipFile(symlink, "w") as zf:
+        info = zipfile.ZipInfo("link")
+        info.external_attr = (0o120777 << 16) & 0xFFFF0000
+        zf.writestr(info, "/etc/passwd")
+    for archive, cause in ((traversal, "unsafe member"), (symlink, "symlink member refused")):
+        target = tmp_path / f"out-{archive.stem}"
+        target.mkdir()
+        with pytest.raises(ArchiveError, match=cause):
+            extract(archive, target)
+        assert list(target.iterdir()) == []
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_corrupt_archive_is_a_clear_error(tmp_path: Path) -> None:
+    """Garbage with an archive suffix names the archive."""
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(b"not gzip at all")
+    with pytest.raises(ArchiveError, match=r"cannot unpack model\.tar\.gz"):
+        extract(archive, tmp_path)
