@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Return the functions that add each feature's subcommands."""
-    return []
+    from kubeserve.api import commands as api_commands
+
+    return [api_commands.register]
 
 
 def _version(_: argparse.Namespace) -> int:

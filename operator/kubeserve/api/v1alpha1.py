@@ -1,0 +1,780 @@
+"""The ``serving.kubeserve.io/v1alpha1`` InferenceService: spec and status models.
+
+These pydantic models are the single source of truth for the API: the CRD's OpenAPI
+schema (``kubeserve crds``), the API reference (docs/api.md), ``kubeserve render`` and
+the operator all derive from them. Field descriptions become CRD descriptions, so every
+field has one. Defaults live here, not in the CRD, so the API server never writes
+fields the user did not (GitOps tools see exactly what was committed); the operator
+applies them when it parses an object.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from kubeserve.api.base import ApiModel, Rule
+
+GROUP = "serving.kubeserve.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InferenceService"
+PLURAL = "inferenceservices"
+SINGULAR = "inferenceservice"
+SHORT_NAMES = ("isvc",)
+
+MAIN_COMPONENT = "predictor"
+"""Component name of the main predictor (variants may not use it)."""
+MAX_NAME_LENGTH = 38
+"""Longest InferenceService name: ``<name>-<variant>-<revision>`` must fit a DNS label."""
+MAX_VARIANT_NAME_LENGTH = 15
+MAX_VARIANTS = 8
+MAX_STEPS = 20
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+STORAGE_URI_PATTERN = r"^(s3|gs|https?|pvc|file)://.+$"
+
+ModelFormatName = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch", "custom"]
+ProtocolVersion = Literal["v1", "v2"]
+ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
+DataType = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+
+DEFAULT_SCALE_TARGETS: dict[str, int] = {"cpu": 80, "memory": 80, "concurrency": 8, "rps": 50}
+"""scaleTarget when unset: utilisation % for cpu/memory, per-pod value otherwise."""
+
+Quantity = Annotated[
+    int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)],
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A Kubernetes resource quantity such as ``500m``, ``2Gi`` or ``4``."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+LongString = Annotated[str, StringConstraints(max_length=4096)]
+ShortString = Annotated[str, StringConstraints(max_length=253)]
+Timestamp = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+
+
+# --------------------------------------------------------------------------- shared types
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the InferenceService's namespace."""
+
+    name: Name = Field(description="Name of the referenced object.")
+
+
+class KeySelector(ApiModel):
+    """Selects one key of a Secret or ConfigMap."""
+
+    name: Name = Field(description="Name of the Secret or ConfigMap.")
+    key: ShortString = Field(description="The key whose value is used.")
+    optional: bool | None = Field(
+        default=None, description="Whether a missing object or key is tolerated."
+    )
+
+
+class FieldSelector(ApiModel):
+    """Selects a field of the pod (Downward API)."""
+
+    field_path: ShortString = Field(description="Path of the field, e.g. `metadata.name`.")
+    api_version: ShortString | None = Field(
+        default=None, description="Version of the schema the path is written in; default v1."
+    )
+
+
+class EnvVarSource(ApiModel):
+    """Where an environment variable's value comes from."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef)]"
+            ".filter(x, x).size() == 1",
+            message="valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef",
+            check=lambda s: [s.secret_key_ref, s.config_map_key_ref, s.field_ref].count(None) == 2,
+        ),
+    )
+
+    secret_key_ref: KeySelector | None = Field(default=None, description="A key of a Secret.")
+    config_map_key_ref: KeySelector | None = Field(
+        default=None, description="A key of a ConfigMap."
+    )
+    field_ref: FieldSelector | None = Field(default=None, description="A field of the pod.")
+
+
+class EnvVar(ApiModel):
+    """An environment variable of the serving container."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(has(self.value) && has(self.valueFrom))",
+            message="an environment variable sets value or valueFrom, not both",
+            check=lambda s: s.value is None or s.value_from is None,
+        ),
+    )
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        description="Name of the variable."
+    )
+    value: LongString | None = Field(default=None, description="Literal value.")
+    value_from: EnvVarSource | None = Field(
+        default=None, description="Take the value from a Secret, ConfigMap or pod field."
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of a container (Kubernetes quantities)."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Minimum resources the scheduler reserves, e.g. `{cpu: 500m, memory: 512Mi}`. "
+        "Defaults come from the operator's configuration. cpu/memory requests are required "
+        "for cpu/memory autoscaling.",
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None, description="Maximum resources the container may use."
+    )
+
+
+class Toleration(ApiModel):
+    """A toleration of the predictor pods (as in the Kubernetes Pod spec)."""
+
+    key: ShortString | None = Field(
+        default=None, description="Taint key; empty with operator Exists matches all."
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="`Equal` (default) or `Exists`."
+    )
+    value: ShortString | None = Field(default=None, description="Taint value for `Equal`.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; empty matches all effects."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated; unset = forever."
+    )
+
+
+# --------------------------------------------------------------------------- predictor
+
+
+class ModelFormat(ApiModel):
+    """The model's format, which picks the runtime's loader."""
+
+    name: ModelFormatName = Field(
+        description="Model format: onnx, sklearn, xgboost, lightgbm, pytorch (TorchScript) "
+        "or custom (a Python handler with load/preprocess/predict/postprocess)."
+    )
+    version: ShortString | None = Field(
+        default=None, description="Format version, informational (e.g. the opset of ONNX)."
+    )
+
+
+class Model(ApiModel):
+    """A model served by the bundled kubeserve runtime."""
+
+    model_format: ModelFormat = Field(description="Format of the model files.")
+    storage_uri: Annotated[str, StringConstraints(pattern=STORAGE_URI_PATTERN, max_length=2048)] = (
+        Field(
+            description="Where the model files are: s3://, gs://, https://, pvc://<claim>/<path> "
+            "or file:// (a path inside the image). Downloaded by an init container into "
+            "/mnt/models; pvc:// is mounted read-only instead."
+        )
+    )
+    storage_secret_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="Secret with storage credentials (e.g. AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL); given to the download init container "
+        "as environment variables and as files.",
+    )
+    protocol_version: ProtocolVersion = Field(
+        default="v2",
+        description="Inference protocol the clients speak: v1 (KServe V1 / TF-Serving JSON) or "
+        "v2 (Open Inference Protocol, REST and gRPC). Both are served; this picks the "
+        "protocol the operator probes and advertises.",
+    )
+    runtime_version: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128)]
+        | None
+    ) = Field(
+        default=None,
+        description="Tag of the runtime image to use instead of the operator's default.",
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Compute resources of the runtime container."
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=64,
+        description="Extra environment variables of the runtime container.",
+    )
+
+
+class CustomContainer(ApiModel):
+    """A custom serving container that replaces the bundled runtime.
+
+    It must serve the Open Inference Protocol health endpoints on port 8080
+    (`/v2/health/ready`, `/v2/health/live`), like the bundled runtime.
+    """
+
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)] = Field(
+        default="kserve-container", description="Container name."
+    )
+    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] = Field(
+        description="Container image."
+    )
+    command: list[LongString] | None = Field(
+        default=None, max_length=64, description="Entrypoint; the image's when unset."
+    )
+    args: list[LongString] | None = Field(
+        default=None, max_length=256, description="Arguments; the image's when unset."
+    )
+    env: list[EnvVar] | None = Field(
+        default=None, max_length=64, description="Environment variables."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Compute resources of the container."
+    )
+
+
+class Batcher(ApiModel):
+    """Adaptive batching: requests are grouped until the batch is full or time is up."""
+
+    max_batch_size: int = Field(
+        default=32, ge=1, le=4096, description="Largest batch handed to the model."
+    )
+    max_latency_ms: int = Field(
+        default=5,
+        ge=1,
+        le=60000,
+        description="Longest time the first request of a batch waits for more, in ms.",
+    )
+
+
+class InputSpec(ApiModel):
+    """Expected shape, type and range of one input tensor."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.min) || !has(self.max) || self.min <= self.max",
+            message="input min must be less than or equal to max",
+            check=lambda s: s.min is None or s.max is None or s.min <= s.max,
+        ),
+    )
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="Input tensor name."
+    )
+    datatype: DataType = Field(description="Open Inference Protocol datatype, e.g. FP32.")
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+        max_length=8,
+        description="Shape; -1 marks a variable dimension (usually the batch).",
+    )
+    min: float | None = Field(
+        default=None, description="Smallest allowed value; smaller values get a 400."
+    )
+    max: float | None = Field(
+        default=None, description="Largest allowed value; larger values get a 400."
+    )
+    allow_nan: bool = Field(
+        default=False,
+        alias="allowNaN",
+        description="Whether NaN values are accepted (refused with a 400 by default).",
+    )
+
+
+class InputSchema(ApiModel):
+    """Inputs the model accepts; requests that violate it get a 400 naming the problem."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.inputs.all(i, self.inputs.exists_one(j, j.name == i.name))",
+            message="inputSchema.inputs names must be unique",
+            check=lambda s: len({i.name for i in s.inputs}) == len(s.inputs),
+        ),
+    )
+
+    inputs: list[InputSpec] = Field(
+        min_length=1, max_length=64, description="One entry per input tensor."
+    )
+
+
+class Predictor(ApiModel):
+    """What serves the model, how many replicas, and how it scales."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.model) != has(self.containers)",
+            message="set exactly one of model (with a storageUri) or containers "
+            "(a custom serving container)",
+            check=lambda s: (s.model is None) != (s.containers is None),
+        ),
+        Rule(
+            cel="!has(self.maxReplicas) || "
+            "(has(self.minReplicas) ? self.minReplicas : 1) <= self.maxReplicas",
+            message="minReplicas must be less than or equal to maxReplicas",
+            check=lambda s: s.max_replicas is None or s.min_replicas <= s.max_replicas,
+        ),
+    )
+
+    model: Model | None = Field(
+        default=None, description="The model, served by the bundled kubeserve runtime."
+    )
+    containers: list[CustomContainer] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description="A custom serving container instead of `model` (exactly one).",
+    )
+    service_account_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = (
+        Field(
+            default=None, description="ServiceAccount of the predictor pods; the namespace default."
+        )
+    )
+    min_replicas: int = Field(
+        default=1, ge=1, le=1000, description="Fewest replicas; a PDB keeps one up when > 1."
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Most replicas; an autoscaler is created when greater than minReplicas. "
+        "Unset means minReplicas (no autoscaling).",
+    )
+    scale_metric: ScaleMetric = Field(
+        default="cpu",
+        description="Autoscaling metric: cpu or memory (utilisation of requests, %), "
+        "concurrency (in-flight requests per pod) or rps (requests per second per pod); "
+        "concurrency and rps need a Prometheus adapter serving the pods metrics "
+        "kubeserve_inflight_requests and kubeserve_requests_per_second.",
+    )
+    scale_target: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Target value of scaleMetric per pod. Defaults: cpu 80, memory 80, "
+        "concurrency 8, rps 50.",
+    )
+    batcher: Batcher | None = Field(
+        default=None, description="Adaptive batching; unset = one request per model call."
+    )
+    input_schema: InputSchema | None = Field(
+        default=None, description="Validate request inputs before they reach the model."
+    )
+    node_selector: dict[str, ShortString] | None = Field(
+        default=None, description="Node labels the predictor pods must be scheduled on."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=32, description="Taints the predictor pods tolerate."
+    )
+
+    @property
+    def effective_max_replicas(self) -> int:
+        """maxReplicas, defaulting to minReplicas."""
+        return self.max_replicas if self.max_replicas is not None else self.min_replicas
+
+    @property
+    def effective_scale_target(self) -> int:
+        """scaleTarget, defaulting per metric."""
+        if self.scale_target is not None:
+            return self.scale_target
+        return DEFAULT_SCALE_TARGETS[self.scale_metric]
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+class Analysis(ApiModel):
+    """Checks run on the canary at every step of a progressive rollout."""
+
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Highest share of failed (5xx) canary requests, 0..1.",
+    )
+    max_latency_p99_ms: float | None = Field(
+        default=None, gt=0, le=3600000, description="Highest p99 canary latency in ms."
+    )
+    min_requests: int = Field(
+        default=10,
+        ge=0,
+        description="Requests the canary must have served in an interval before it is "
+        "judged; fewer means the step waits.",
+    )
+    failure_threshold: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Failed checks (not necessarily consecutive) that roll the canary back.",
+    )
+    query: LongString | None = Field(
+        default=None,
+        description="Custom PromQL check, run only when the operator has a Prometheus URL. "
+        "The placeholders {namespace}, {name} and {revision} are replaced; the check "
+        "fails when the single value it returns is greater than queryMax.",
+    )
+    query_max: float = Field(
+        default=0, description="Highest value the custom query may return and pass."
+    )
+
+
+class Rollout(ApiModel):
+    """How a new revision of the predictor replaces the stable one.
+
+    Without a rollout block a new revision replaces the old one at once. With
+    canaryTrafficPercent it gets that share until the field is removed or set to 100
+    (manual canary); with steps it advances every interval while analysis passes.
+    """
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(has(self.canaryTrafficPercent) && has(self.steps))",
+            message="set canaryTrafficPercent (manual canary) or steps (progressive canary), "
+            "not both",
+            check=lambda s: s.canary_traffic_percent is None or s.steps is None,
+        ),
+        Rule(
+            cel="!has(self.steps) || (self.steps.isSorted() && "
+            "self.steps.all(x, self.steps.exists_one(y, y == x)))",
+            message="rollout.steps must be strictly increasing, e.g. [10, 25, 50]",
+            check=lambda s: s.steps is None or all(a < b for a, b in pairwise(s.steps)),
+        ),
+    )
+
+    canary_traffic_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Manual canary: percent of traffic for the newest revision; remove the "
+        "field or set 100 to promote it.",
+    )
+    steps: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STEPS,
+        description="Progressive canary: the canary's traffic percent at each step, strictly "
+        "increasing within 1..99; after the last step the canary is promoted.",
+    )
+    interval: Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)] = Field(
+        default="60s", description="Time between steps, e.g. 30s, 5m, 1h30m."
+    )
+    analysis: Analysis | None = Field(
+        default=None,
+        description="Checks each step must pass; unset = the defaults of every check.",
+    )
+    history_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Revisions kept in status.revisions.history; the operator's default "
+        "when unset.",
+    )
+
+
+# --------------------------------------------------------------------------- A/B, mirror, auth
+
+
+class VariantMatch(ApiModel):
+    """Requests that match go to this variant, whatever its weight."""
+
+    headers: dict[Annotated[str, StringConstraints(max_length=256)], ShortString] = Field(
+        min_length=1,
+        max_length=8,
+        description="HTTP headers that must all be present with exactly these values.",
+    )
+
+
+class Variant(ApiModel):
+    """A named A/B variant: its own predictor, a traffic weight and header matches."""
+
+    name: Annotated[
+        str, StringConstraints(pattern=DNS_LABEL, max_length=MAX_VARIANT_NAME_LENGTH)
+    ] = Field(description="Variant name (a DNS label, not `predictor`).")
+    weight: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Percent of unmatched traffic; the main predictor gets the rest.",
+    )
+    match: VariantMatch | None = Field(
+        default=None, description="Header match that routes requests to this variant."
+    )
+    predictor: Predictor = Field(description="The variant's predictor.")
+
+
+class Mirror(ApiModel):
+    """Shadow traffic: copies of requests go to a variant; its responses are discarded."""
+
+    variant: Annotated[
+        str, StringConstraints(pattern=DNS_LABEL, max_length=MAX_VARIANT_NAME_LENGTH)
+    ] = Field(description="Name of the variant (in spec.variants) that receives the copies.")
+    percent: int = Field(default=100, ge=1, le=100, description="Percent of requests copied.")
+
+
+class Auth(ApiModel):
+    """Bearer-token authentication enforced by the runtime."""
+
+    secret_ref: LocalObjectReference = Field(
+        description="Secret whose key `tokens` holds the accepted tokens, one per line."
+    )
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class InferenceServiceSpec(ApiModel):
+    """Desired state of an InferenceService."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.variants) || "
+            "self.variants.all(v, self.variants.exists_one(w, w.name == v.name))",
+            message="variant names must be unique",
+            check=lambda s: (
+                s.variants is None or len({v.name for v in s.variants}) == len(s.variants)
+            ),
+        ),
+        Rule(
+            cel="!has(self.variants) || self.variants.all(v, v.name != 'predictor')",
+            message="'predictor' is reserved for the main predictor; pick another variant name",
+            check=lambda s: s.variants is None or all(v.name != MAIN_COMPONENT for v in s.variants),
+        ),
+        Rule(
+            cel="!has(self.variants) || "
+            "self.variants.map(v, has(v.weight) ? v.weight : 0).sum() <= 100",
+            message="the weights of all variants must add up to at most 100",
+            check=lambda s: s.variants is None or sum(v.weight for v in s.variants) <= 100,
+        ),
+        Rule(
+            cel="!has(self.mirror) || "
+            "(has(self.variants) && self.variants.exists(v, v.name == self.mirror.variant))",
+            message="mirror.variant must name one of spec.variants",
+            check=lambda s: (
+                s.mirror is None or any(v.name == s.mirror.variant for v in s.variants or ())
+            ),
+        ),
+    )
+
+    predictor: Predictor = Field(description="The main predictor.")
+    rollout: Rollout | None = Field(
+        default=None,
+        description="Canary rollout of new predictor revisions; unset = replace at once.",
+    )
+    variants: list[Variant] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_VARIANTS,
+        description="A/B variants served next to the main predictor.",
+    )
+    mirror: Mirror | None = Field(default=None, description="Shadow traffic to a variant.")
+    auth: Auth | None = Field(
+        default=None, description="Require bearer tokens on inference requests."
+    )
+
+
+# --------------------------------------------------------------------------- status
+
+
+class Condition(ApiModel):
+    """A Kubernetes condition (Ready, PredictorReady, RoutesReady, Rollout*)."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316)] = Field(
+        description="Condition type."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None, description="CamelCase reason of the last transition."
+    )
+    message: Annotated[str, StringConstraints(max_length=32768)] | None = Field(
+        default=None, description="Human-readable details."
+    )
+    last_transition_time: Timestamp | None = Field(
+        default=None, description="When status last changed (RFC 3339)."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this condition was computed for."
+    )
+
+
+class RevisionStatus(ApiModel):
+    """One revision of the main predictor and its share of traffic."""
+
+    name: ShortString = Field(description="Name of the revision's Deployment and Service.")
+    hash: ShortString = Field(description="Revision: short hash of the predictor spec.")
+    traffic_percent: int | None = Field(
+        default=None, ge=0, le=100, description="Percent of traffic it receives."
+    )
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready pods.")
+
+
+class RevisionHistoryEntry(ApiModel):
+    """A past revision, kept for audit and fast GitOps rollback."""
+
+    name: ShortString = Field(description="Name of the revision's Deployment.")
+    hash: ShortString = Field(description="Revision hash.")
+    outcome: ShortString | None = Field(
+        default=None, description="How it ended: Promoted, RolledBack or Superseded."
+    )
+    time: Timestamp | None = Field(default=None, description="When it ended (RFC 3339).")
+    message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        default=None, description="Why, e.g. the analysis values of a rollback."
+    )
+
+
+class Revisions(ApiModel):
+    """Revisions of the main predictor."""
+
+    stable: RevisionStatus | None = Field(default=None, description="The serving revision.")
+    canary: RevisionStatus | None = Field(
+        default=None, description="The revision being rolled out, if any."
+    )
+    previous: RevisionStatus | None = Field(
+        default=None, description="The revision stable replaced last."
+    )
+    history: list[RevisionHistoryEntry] | None = Field(
+        default=None, description="Past revisions, newest first."
+    )
+
+
+class RolloutState(ApiModel):
+    """Progress of the current rollout, so an operator restart resumes where it was."""
+
+    revision: ShortString | None = Field(
+        default=None, description="Canary revision this state belongs to."
+    )
+    step: int | None = Field(default=None, ge=0, description="Index of the current step.")
+    last_step_time: Timestamp | None = Field(
+        default=None, description="When the current step started (RFC 3339)."
+    )
+    failed_checks: int | None = Field(default=None, ge=0, description="Failed checks so far.")
+    analysis_message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        default=None, description="Result of the last analysis, with the measured values."
+    )
+    failed_revision: ShortString | None = Field(
+        default=None,
+        description="Revision that was rolled back; not retried until the spec changes.",
+    )
+
+
+class VariantStatus(ApiModel):
+    """Observed state of the main predictor or an A/B variant."""
+
+    name: ShortString = Field(description="Variant name; `predictor` for the main predictor.")
+    revision: ShortString | None = Field(default=None, description="Serving revision.")
+    weight: int | None = Field(default=None, ge=0, le=100, description="Traffic percent.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready pods.")
+    replicas: int | None = Field(default=None, ge=0, description="Desired pods.")
+
+
+class InferenceServiceStatus(ApiModel):
+    """Observed state of an InferenceService, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the status reflects."
+    )
+    url: ShortString | None = Field(default=None, description="Where clients send requests.")
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Ready, PredictorReady, RoutesReady and rollout conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    revisions: Revisions | None = Field(
+        default=None, description="Stable, canary and previous revisions and their traffic."
+    )
+    rollout: RolloutState | None = Field(
+        default=None, description="State of the rollout in progress."
+    )
+    variants: list[VariantStatus] | None = Field(
+        default=None, description="The main predictor and each A/B variant."
+    )
+    replicas: int | None = Field(default=None, ge=0, description="Desired pods, all revisions.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready pods, all revisions.")
+
+
+# --------------------------------------------------------------------------- the object
+
+
+class ObjectMeta(BaseModel):
+    """Standard Kubernetes object metadata (only the fields kubeserve reads are typed)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=MAX_NAME_LENGTH)] = Field(
+        description="Name; children are named <name>-<variant>-<revision>."
+    )
+    namespace: str = Field(default="default", description="Namespace.")
+    uid: str | None = Field(default=None, description="Unique id set by the API server.")
+    generation: int | None = Field(default=None, description="Spec generation.")
+    labels: dict[str, str] | None = Field(default=None, description="Labels.")
+    annotations: dict[str, str] | None = Field(default=None, description="Annotations.")
+
+
+class InferenceService(ApiModel):
+    """A model served on Kubernetes, with canary rollout, A/B variants and mirroring."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=f"size(self.metadata.name) <= {MAX_NAME_LENGTH} && "
+            f"self.metadata.name.matches('{DNS_LABEL}')",
+            message=f"metadata.name must be a DNS label of at most {MAX_NAME_LENGTH} characters "
+            "(lowercase letters, digits, '-'; starting with a letter): children are named "
+            "<name>-<variant>-<revision>",
+            check=lambda s: (
+                len(s.metadata.name) <= MAX_NAME_LENGTH
+                and re.fullmatch(DNS_LABEL, s.metadata.name) is not None
+            ),
+        ),
+    )
+
+    api_version: Literal["serving.kubeserve.io/v1alpha1"] = Field(
+        default="serving.kubeserve.io/v1alpha1", description="serving.kubeserve.io/v1alpha1"
+    )
+    kind: Literal["InferenceService"] = Field(
+        default="InferenceService", description="InferenceService"
+    )
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: InferenceServiceSpec = Field(description="Desired state.")
+    status: InferenceServiceStatus | None = Field(
+        default=None, description="Observed state, written by the operator."
+    )
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> InferenceService:
+        """Parse an object as read from the API server or a YAML file."""
+        return cls.model_validate(obj)
+
+    def predictor_for(self, component: str) -> Predictor:
+        """Return the predictor of the main component or of the named variant."""
+        if component == MAIN_COMPONENT:
+            return self.spec.predictor
+        for variant in self.spec.variants or ():
+            if variant.name == component:
+                return variant.predictor
+        raise KeyError(f"no variant named {component!r}")

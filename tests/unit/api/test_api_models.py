@@ -1,0 +1,247 @@
+"""The v1alpha1 models accept what the API accepts and refuse the rest with clear words."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from kubeserve.api.v1alpha1 import InferenceService, InferenceServiceStatus
+
+
+def minimal() -> dict[str, Any]:
+    """Return the smallest valid InferenceService."""
+    return {
+        "apiVersion": "serving.kubeserve.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "iris", "namespace": "ml"},
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://models/iris/v1"}
+            }
+        },
+    }
+
+
+def full() -> dict[str, Any]:
+    """Return an InferenceService that uses every spec field."""
+    obj = minimal()
+    obj["spec"] = {
+        "predictor": {
+            "model": {
+                "modelFormat": {"name": "onnx", "version": "17"},
+                "storageUri": "s3://models/iris/v2",
+                "storageSecretRef": {"name": "s3-creds"},
+                "protocolVersion": "v1",
+                "runtimeVersion": "0.1.0",
+                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": 2}},
+                "env": [
+                    {"name": "A", "value": "1"},
+                    {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                ],
+            },
+            "serviceAccountName": "iris-sa",
+            "minReplicas": 2,
+            "maxReplicas": 5,
+            "scaleMetric": "rps",
+            "scaleTarget": 30,
+            "batcher": {"maxBatchSize": 16, "maxLatencyMs": 4},
+            "inputSchema": {
+                "inputs": [
+                    {"name": "x", "datatype": "FP32", "shape": [-1, 4], "min": 0, "max": 10},
+                ]
+            },
+            "nodeSelector": {"pool": "cpu"},
+            "tolerations": [{"key": "ml", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+        "rollout": {
+            "steps": [10, 25, 50],
+            "interval": "1m30s",
+            "analysis": {
+                "maxErrorRate": 0.02,
+                "maxLatencyP99Ms": 250,
+                "minRequests": 50,
+                "failureThreshold": 3,
+                "query": "sum(rate(x[1m]))",
+                "queryMax": 1.5,
+            },
+            "historyLimit": 5,
+        },
+        "variants": [
+            {
+                "name": "b",
+                "weight": 20,
+                "match": {"headers": {"x-model-variant": "b"}},
+                "predictor": {
+                    "containers": [{"image": "example.org/custom:1", "args": ["--port=8080"]}]
+                },
+            },
+            {
+                "name": "shadow",
+                "predictor": {
+                    "model": {"modelFormat": {"name": "xgboost"}, "storageUri": "pvc://models/x"}
+                },
+            },
+        ],
+        "mirror": {"variant": "shadow", "percent": 10},
+        "auth": {"secretRef": {"name": "iris-tokens"}},
+    }
+    return obj
+
+
+def refusal(obj: dict[str, Any]) -> str:
+    """Return the validation error text for an object that must be refused."""
+    with pytest.raises(ValidationError) as caught:
+        InferenceService.model_validate(obj)
+    return str(caught.value)
+
+
+def test_minimal_gets_defaults_without_touching_the_input() -> None:
+    """Defaults are applied in the model; the input dict is not mutated."""
+    obj = minimal()
+    before = copy.deepcopy(obj)
+    isvc = InferenceService.model_validate(obj)
+    assert obj == before
+    predictor = isvc.spec.predictor
+    assert predictor.min_replicas == 1
+    assert predictor.effective_max_replicas == 1
+    assert predictor.scale_metric == "cpu"
+    assert predictor.effective_scale_target == 80
+    assert predictor.model is not None
+    assert predictor.model.protocol_version == "v2"
+
+
+def test_full_example_round_trips_in_camel_case() -> None:
+    """Every field parses and serialises back under its camelCase name."""
+    obj = full()
+    isvc = InferenceService.model_validate(obj)
+    assert isvc.spec.rollout is not None
+    assert isvc.spec.rollout.steps == [10, 25, 50]
+    assert isvc.predictor_for("b").containers is not None
+    wire = isvc.to_dict()
+    assert wire["spec"]["predictor"]["model"]["storageSecretRef"] == {"name": "s3-creds"}
+    assert wire["spec"]["predictor"]["inputSchema"]["inputs"][0]["allowNaN"] is False
+    assert wire["spec"]["mirror"] == {"variant": "shadow", "percent": 10}
+    assert InferenceService.model_validate(wire) == isvc
+    with pytest.raises(KeyError):
+        isvc.predictor_for("nope")
+
+
+def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set a dotted path (list indexes as numbers) in a copy of obj."""
+    obj = copy.deepcopy(obj)
+    *parents, last = path.split(".")
+    node: Any = obj
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.predictor.minReplicas", 6, "minReplicas must be less than or equal to maxReplicas"),
+        ("spec.predictor.model.modelFormat.name", "tensorflow", "Input should be 'onnx'"),
+        ("spec.rollout", {"canaryTrafficPercent": 150}, "less than or equal to 100"),
+        ("spec.predictor.surprise", 1, "Extra inputs are not permitted"),
+        ("spec.predictor.min_replicas", 1, "Extra inputs are not permitted"),
+        ("spec.variants.1.name", "b", "variant names must be unique"),
+        ("spec.variants.1.name", "predictor", "'predictor' is reserved"),
+        ("spec.variants.1.weight", 81, "weights of all variants must add up to at most 100"),
+        ("spec.mirror.variant", "c", "mirror.variant must name one of spec.variants"),
+        ("spec.rollout.steps", [10, 50, 50], "strictly increasing"),
+        ("spec.rollout.steps", [10, 100], "less than or equal to 99"),
+        ("spec.rollout.canaryTrafficPercent", 10, "not both"),
+        ("spec.rollout.interval", "soon", "String should match pattern"),
+        ("spec.predictor.containers", [{"image": "x"}], "set exactly one of model"),
+        ("spec.variants.0.predictor", {}, "set exactly one of model"),
+        ("spec.predictor.model.storageUri", "ftp://x", "String should match pattern"),
+        ("spec.predictor.model.resources.requests.cpu", "lots", "String should match pattern"),
+        ("spec.predictor.model.env.0.valueFrom", {"fieldRef": {"fieldPath": "x"}}, "not both"),
+        (
+            "spec.predictor.inputSchema.inputs.0.min",
+            11,
+            "input min must be less than or equal to max",
+        ),
+        ("metadata.name", "x" * 39, "at most 38 characters"),
+        ("metadata.name", "Iris", "String should match pattern"),
+    ],
+)
+def test_invalid_specs_are_refused_with_a_clear_message(
+    path: str, value: Any, expected: str
+) -> None:
+    """Each broken rule is refused and the message says which rule."""
+    assert expected in refusal(_set(full(), path, value))
+
+
+def test_env_value_from_needs_exactly_one_source() -> None:
+    """valueFrom with two sources is refused."""
+    obj = _set(
+        full(),
+        "spec.predictor.model.env.1.valueFrom.fieldRef",
+        {"fieldPath": "metadata.name"},
+    )
+    assert "exactly one of secretKeyRef, configMapKeyRef, fieldRef" in refusal(obj)
+
+
+def test_quantities_accept_integers_and_strings() -> None:
+    """Resources take Kubernetes quantities: 2, '500m', '1.5Gi'."""
+    obj = _set(
+        minimal(), "spec.predictor.model.resources", {"requests": {"cpu": 2, "memory": "1.5Gi"}}
+    )
+    isvc = InferenceService.model_validate(obj)
+    assert isvc.to_dict()["spec"]["predictor"]["model"]["resources"] == {
+        "requests": {"cpu": 2, "memory": "1.5Gi"}
+    }
+
+
+def test_status_parses_what_the_operator_writes() -> None:
+    """A typical status (conditions, revisions, rollout, variants) validates."""
+    status = InferenceServiceStatus.model_validate(
+        {
+            "observedGeneration": 3,
+            "url": "http://iris.ml.example.com",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Available",
+                    "message": "all revisions ready",
+                    "lastTransitionTime": "2025-01-01T00:00:00Z",
+                    "observedGeneration": 3,
+                }
+            ],
+            "revisions": {
+                "stable": {
+                    "name": "iris-predictor-aaaa1111",
+                    "hash": "aaaa1111",
+                    "trafficPercent": 90,
+                },
+                "canary": {
+                    "name": "iris-predictor-bbbb2222",
+                    "hash": "bbbb2222",
+                    "trafficPercent": 10,
+                },
+                "history": [
+                    {"name": "iris-predictor-cccc3333", "hash": "cccc3333", "outcome": "Superseded"}
+                ],
+            },
+            "rollout": {"revision": "bbbb2222", "step": 0, "failedChecks": 0},
+            "variants": [
+                {"name": "predictor", "revision": "aaaa1111", "weight": 100, "replicas": 1}
+            ],
+            "replicas": 2,
+            "readyReplicas": 2,
+        }
+    )
+    assert status.revisions is not None
+    assert status.revisions.canary is not None
+    assert status.revisions.canary.traffic_percent == 10
+    with pytest.raises(ValidationError, match="Input should be 'True', 'False' or 'Unknown'"):
+        InferenceServiceStatus.model_validate({"conditions": [{"type": "Ready", "status": "yes"}]})
