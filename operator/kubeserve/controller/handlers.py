@@ -1,0 +1,74 @@
+"""kopf wiring: every decorator of the operator lives here, and each handler is thin.
+
+Indices hold the live InferenceServices and their children (fed by kopf's watches);
+kopf does not start event handlers until every index has listed its objects, so the
+first reconcile after a restart already sees what exists and writes nothing new.
+Event handlers only enqueue the owning InferenceService's key.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kubeserve.controller.kube import GROUP, PLURAL, VERSION
+from kubeserve.controller.state import CHILD_KINDS, ISVC_LABEL, ChildKind, Controller
+
+
+def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A detached copy of a watched object (kopf reuses its body views)."""
+    return copy.deepcopy(dict(body))
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """Register the indices and event handlers of `controller` in `registry`."""
+
+    def index_isvc(**kwargs: Any) -> object:
+        return {(kwargs["namespace"], kwargs["name"]): _snapshot(kwargs["body"])}
+
+    kopf.index(GROUP, VERSION, PLURAL, id="isvc_index", registry=registry)(index_isvc)
+
+    async def on_isvc(**kwargs: Any) -> None:
+        controller.bind(kwargs)
+        key = (kwargs["namespace"], kwargs["name"])
+        controller.isvc_event(str(kwargs.get("type") or ""), key)
+
+    kopf.on.event(GROUP, VERSION, PLURAL, id="isvc_event", registry=registry)(on_isvc)
+
+    for child in CHILD_KINDS:
+        _register_child(registry, controller, child)
+
+
+def _register_child(
+    registry: kopf.OperatorRegistry, controller: Controller, child: ChildKind
+) -> None:
+    labels = {ISVC_LABEL: kopf.PRESENT}
+
+    def index_child(**kwargs: Any) -> object:
+        key = (kwargs["namespace"], kwargs["labels"][ISVC_LABEL])
+        return {key: _snapshot(kwargs["body"])}
+
+    kopf.index(
+        child.group,
+        child.version,
+        child.plural,
+        id=child.index_id,
+        labels=labels,
+        registry=registry,
+    )(index_child)
+
+    async def on_child(**kwargs: Any) -> None:
+        controller.bind(kwargs)
+        controller.child_event((kwargs["namespace"], kwargs["labels"][ISVC_LABEL]))
+
+    kopf.on.event(
+        child.group,
+        child.version,
+        child.plural,
+        id=f"{child.plural}_event",
+        labels=labels,
+        registry=registry,
+    )(on_child)
