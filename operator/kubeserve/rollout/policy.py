@@ -1,0 +1,200 @@
+"""The rollout policy: the parts of an InferenceService spec the rollout logic reads.
+
+The decision function works on these small frozen dataclasses rather than on the full
+API models, so it depends only on what it uses and its tests stay short. The spec it
+reads from is the object as the API server stored it (camelCase, already validated by
+the CRD schema and its CEL rules); :func:`Policy.from_spec` only converts and applies
+the documented defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_INTERVAL_SECONDS = 60.0
+"""How long each step (and each analysis window) lasts when `interval` is not set."""
+
+DEFAULT_FAILURE_THRESHOLD = 2
+"""Failed analysis checks in a row that trigger a rollback when not set."""
+
+_DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | float) -> float:
+    """Return seconds from a Go-style duration (`90s`, `5m`, `1m30s`) or a number of seconds."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = list(_DURATION.finditer(text))
+            if not parts or "".join(p.group(0) for p in parts) != text:
+                raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h or 1m30s")
+            seconds = sum(float(p["value"]) * _UNIT_SECONDS[p["unit"]] for p in parts)
+    if seconds <= 0 or not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {value!r}: must be positive")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """Replica bounds of one predictor at full capacity."""
+
+    min: int
+    max: int
+
+    @classmethod
+    def of(cls, predictor: Mapping[str, Any]) -> Replicas:
+        """Read `minReplicas`/`maxReplicas` from a predictor spec (defaults 1 and min)."""
+        low = int(predictor.get("minReplicas", 1))
+        high = int(predictor.get("maxReplicas", max(low, 1)))
+        return cls(low, max(low, high))
+
+    def share(self, percent: int) -> Replicas:
+        """Bounds for a canary taking `percent` of the traffic (at least one replica)."""
+        low = max(1, math.ceil(self.min * percent / 100))
+        high = max(low, math.ceil(self.max * percent / 100))
+        return Replicas(low, high)
+
+
+@dataclass(frozen=True)
+class CustomCheck:
+    """A user PromQL query whose scalar result must stay at or below `max_value`."""
+
+    query: str
+    max_value: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Thresholds a canary must meet at each check."""
+
+    max_error_rate: float | None = None
+    max_latency_p99_ms: float | None = None
+    min_requests: int = 0
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+    custom: CustomCheck | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Analysis:
+        """Read an `analysis` block."""
+        custom: CustomCheck | None = None
+        query = spec.get("query")
+        if query:
+            custom = CustomCheck(str(query), float(spec.get("queryMax", 0.0)))
+        rate = spec.get("maxErrorRate")
+        latency = spec.get("maxLatencyP99Ms")
+        return cls(
+            max_error_rate=None if rate is None else float(rate),
+            max_latency_p99_ms=None if latency is None else float(latency),
+            min_requests=int(spec.get("minRequests", 0)),
+            failure_threshold=max(1, int(spec.get("failureThreshold", DEFAULT_FAILURE_THRESHOLD))),
+            custom=custom,
+        )
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a new revision of the main predictor replaces the stable one."""
+
+    canary_traffic_percent: int | None = None
+    steps: tuple[int, ...] = ()
+    interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    analysis: Analysis | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Rollout:
+        """Read a `rollout` block."""
+        percent = spec.get("canaryTrafficPercent")
+        analysis = spec.get("analysis")
+        interval = spec.get("interval")
+        return cls(
+            canary_traffic_percent=None if percent is None else int(percent),
+            steps=tuple(int(s) for s in spec.get("steps") or ()),
+            interval_seconds=(
+                DEFAULT_INTERVAL_SECONDS if interval is None else parse_duration(interval)
+            ),
+            analysis=None if analysis is None else Analysis.from_spec(analysis),
+        )
+
+    @property
+    def progressive(self) -> bool:
+        """Whether traffic advances through `steps` on a timer (with analysis, if any)."""
+        return bool(self.steps)
+
+    @property
+    def promotes(self) -> bool:
+        """Whether the newest revision should take all traffic now (no canary wanted)."""
+        if self.progressive:
+            return False
+        return self.canary_traffic_percent is None or self.canary_traffic_percent >= 100
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named A/B predictor with a share of the default traffic and header matches."""
+
+    name: str
+    weight: int
+    headers: tuple[tuple[str, str], ...]
+    predictor: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class MirrorSpec:
+    """Shadow `percent` of the traffic to variant `variant`."""
+
+    variant: str
+    percent: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the rollout decision reads from an InferenceService spec."""
+
+    predictor: Mapping[str, Any]
+    rollout: Rollout | None = None
+    variants: tuple[Variant, ...] = ()
+    mirror: MirrorSpec | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Policy:
+        """Read the policy from an InferenceService `spec` mapping (camelCase)."""
+        rollout = spec.get("rollout")
+        mirror = spec.get("mirror")
+        variants = tuple(
+            Variant(
+                name=str(v["name"]),
+                weight=int(v.get("weight", 0)),
+                headers=tuple(
+                    sorted(
+                        (str(k), str(val))
+                        for k, val in (v.get("match") or {}).get("headers", {}).items()
+                    )
+                ),
+                predictor=v["predictor"],
+            )
+            for v in spec.get("variants") or ()
+        )
+        return cls(
+            predictor=spec["predictor"],
+            rollout=None if rollout is None else Rollout.from_spec(rollout),
+            variants=tuple(sorted(variants, key=lambda v: v.name)),
+            mirror=(
+                None
+                if mirror is None
+                else MirrorSpec(str(mirror["variant"]), int(mirror.get("percent", 100)))
+            ),
+        )
+
+    @property
+    def main_weight(self) -> int:
+        """Percent of the default traffic left to the main predictor after the variants."""
+        return max(0, 100 - sum(v.weight for v in self.variants))

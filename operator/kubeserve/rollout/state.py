@@ -1,0 +1,156 @@
+"""Rollout state, kept in the InferenceService status so a restarted operator resumes.
+
+Everything the decision function needs to remember between reconciles lives here and
+is written to `status.revisions` (camelCase JSON), never in operator memory:
+
+- `stable`: the revision serving the main predictor's traffic (at full capacity);
+- `canary`: the newest revision while it is tried (its traffic percent, step, analysis
+  window, failed checks, and the terminal `RolledBack` phase that stops retries until the
+  spec changes again);
+- `previous`: the stable revision before the last promotion, kept at zero replicas when a
+  rollout block is set so a GitOps revert reuses its Deployment;
+- `history`: a bounded audit trail of revisions and their outcomes;
+- `retiring`: workloads that just lost their traffic and keep their size for a short
+  drain before they are scaled to zero or pruned;
+- `variants`: the serving (and pending) revision of each A/B variant.
+
+Each revision record also keeps its predictor spec: during a canary the spec holds only
+the new predictor, yet the builders must still render the stable one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from kubeserve.rollout.analysis import PodCounters
+
+STATUS_KEY = "revisions"
+"""The status field holding the rollout state."""
+
+DEFAULT_HISTORY_LIMIT = 10
+
+Outcome = Literal["Succeeded", "RolledBack", "Superseded"]
+"""How a revision's time as the rollout target ended (history)."""
+
+CanaryPhase = Literal["Progressing", "Promoting", "RolledBack"]
+"""Progressing: canary receives its share; Promoting: scaling to full size before it takes
+all traffic; RolledBack: analysis failed, kept at zero until the spec changes."""
+
+
+class StatusModel(BaseModel):
+    """Base of the state records: camelCase on the wire, accepts either spelling."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+
+class RevisionStatus(StatusModel):
+    """One revision of the main predictor in a role (stable or previous)."""
+
+    revision: str
+    percent: int = 0
+    """Percent of the main predictor's traffic (the variants' shares excluded)."""
+    since: datetime
+    """When the revision took this role."""
+    predictor: dict[str, Any] = Field(default_factory=dict)
+    """The predictor spec of this revision (the builders render its Deployment from it)."""
+
+
+class CanaryStatus(RevisionStatus):
+    """The revision being rolled out and the progress of its rollout."""
+
+    phase: CanaryPhase = "Progressing"
+    step: int | None = None
+    """Index into `rollout.steps` (progressive rollouts only)."""
+    step_started_at: datetime | None = None
+    window_started_at: datetime | None = None
+    """Start of the current analysis window (reset after each verdict)."""
+    baseline: dict[str, PodCounters] | None = None
+    """Canary pods' counters at the window start (when metrics come from the pods)."""
+    failed_checks: int = 0
+    """Failed analysis checks in a row."""
+    min_replicas: int = 0
+    max_replicas: int = 0
+    """Replica bounds requested for the canary in the last plan."""
+    promotion_replicas: int | None = None
+    """Ready replicas needed before it takes all traffic (the stable's size at promotion)."""
+    message: str = ""
+    """The last analysis result, or why it was rolled back."""
+
+
+class HistoryEntry(StatusModel):
+    """One line of the audit trail."""
+
+    revision: str
+    time: datetime
+    outcome: Outcome
+    message: str = ""
+
+
+class RetiringWorkload(StatusModel):
+    """A workload that lost its traffic and drains until `until` before it shrinks away."""
+
+    component: str
+    revision: str
+    min_replicas: int
+    max_replicas: int
+    until: datetime
+    predictor: dict[str, Any] = Field(default_factory=dict)
+
+
+class PendingRevision(StatusModel):
+    """A variant's new revision, deployed but not yet Ready to take over."""
+
+    revision: str
+    predictor: dict[str, Any] = Field(default_factory=dict)
+    replicas: int
+    """Ready replicas required before it replaces the serving revision."""
+
+
+class VariantState(StatusModel):
+    """The serving revision of one A/B variant and the one replacing it, if any."""
+
+    revision: str
+    since: datetime
+    predictor: dict[str, Any] = Field(default_factory=dict)
+    pending: PendingRevision | None = None
+
+
+class RolloutState(StatusModel):
+    """The whole rollout state of one InferenceService (`status.revisions`)."""
+
+    stable: RevisionStatus | None = None
+    canary: CanaryStatus | None = None
+    previous: RevisionStatus | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+    retiring: list[RetiringWorkload] = Field(default_factory=list)
+    variants: dict[str, VariantState] = Field(default_factory=dict)
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None) -> RolloutState:
+        """Read the state from an InferenceService status (empty when absent)."""
+        raw = (status or {}).get(STATUS_KEY)
+        return cls() if raw is None else cls.model_validate(raw)
+
+    def to_status(self) -> dict[str, Any]:
+        """Return the JSON value to store at `status.revisions`."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def record(self, entry: HistoryEntry, limit: int = DEFAULT_HISTORY_LIMIT) -> None:
+        """Append a history entry, keeping the newest `limit` entries."""
+        self.history.append(entry)
+        del self.history[: max(0, len(self.history) - max(1, limit))]
+
+    def succeeded(self, revision: str) -> bool:
+        """Whether `revision` once became stable (a known-good revision)."""
+        return any(h.revision == revision and h.outcome == "Succeeded" for h in self.history)
