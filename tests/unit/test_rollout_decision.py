@@ -1,7 +1,7 @@
 """The rollout decision function, scenario by scenario.
 
 Every scenario runs through :class:`Run`, which stores the state the way the operator
-does (JSON in `status.revisions`) and reads it back before each decision, so each test
+does (JSON in `status.rollout`) and reads it back before each decision, so each test
 also proves that a restarted operator resumes from status alone. The cluster's answer
 is modelled as "every workload of the previous plan is Ready at its minimum size"
 unless a test says otherwise.
@@ -30,7 +30,7 @@ from kubeserve.rollout.decision import (
     metrics_request,
 )
 from kubeserve.rollout.revision import revision_hash
-from kubeserve.rollout.state import RolloutState
+from kubeserve.rollout.state import STATUS_KEY, RolloutState
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 DRAIN = 10.0
@@ -98,7 +98,7 @@ class Run:
         decision = decide(
             self.spec, self.state(), observed, self.now, RolloutSettings(drain_seconds=DRAIN)
         )
-        self.status = {"revisions": decision.state.to_status()}
+        self.status = {STATUS_KEY: decision.state.to_status()}
         self.last = decision
         return decision
 
@@ -140,7 +140,7 @@ def test_fresh_create_serves_first_revision() -> None:
     assert reasons(d) == ["RevisionCreated"]
     assert d.state.stable is not None
     assert d.state.stable.revision == R1
-    assert [h.outcome for h in d.state.history] == ["Succeeded"]
+    assert [h.outcome for h in d.state.history] == ["Promoted"]
     assert d.requeue_after is None
 
     d = run.step(after=5)
@@ -246,7 +246,7 @@ def test_promotion_waits_for_full_capacity_then_scales_old_down(
     d = run.step(after=5, ready={(P, R1): 2, (P, R2): 2})
     assert weights(d) == {(P, R2): 100}
     assert sizes(d)[(P, R1)] == (2, 4)  # scaled down only after the drain
-    assert [h.outcome for h in d.state.history] == ["Succeeded", "Succeeded"]
+    assert [h.outcome for h in d.state.history] == ["Promoted", "Promoted"]
 
     d = run.step(after=DRAIN)
     expected_old = {} if promoting_rollout is None else {(P, R1): (0, 0)}
@@ -321,14 +321,18 @@ def test_progressive_rollout_passes_every_step_then_promotes() -> None:
     )
 
 
-def test_progressive_without_analysis_advances_on_the_timer() -> None:
+def test_progressive_without_analysis_block_uses_the_default_checks() -> None:
     run = start_progressive({"steps": [20, 60], "interval": "30s"})
     d = run.step(after=30)
+    assert d.events == ()  # due, but no metrics brought: no verdict
+    d = run.step(metrics=ok(requests=9))
+    assert "waiting for traffic: 9 of 10 requests" in cond(d, "RolloutProgressing").message
+    d = run.step(after=30, metrics=ok(requests=10))
     assert reasons(d) == ["AnalysisPassed"]
     d = run.step(after=1)
     assert weights(d) == {(P, R1): 40, (P, R2): 60}
-    d = run.step(after=30)
-    assert "Promoting" in reasons(d)
+    d = run.step(after=30, metrics=ok(requests=1000, errors=11))  # default max error rate 0.01
+    assert reasons(d) == ["AnalysisFailed"]
 
 
 @pytest.mark.parametrize(
@@ -397,7 +401,7 @@ def test_too_few_requests_waits_without_verdict() -> None:
     assert reasons(d) == ["AnalysisPassed", "CanaryWeight"]
 
 
-def test_failure_threshold_counts_consecutive_failures() -> None:
+def test_failure_threshold_counts_failures_over_the_whole_rollout() -> None:
     rollout = {**PROGRESSIVE, "analysis": {**PROGRESSIVE["analysis"], "failureThreshold": 3}}
     run = start_progressive(rollout)
     bad = ok(requests=100, errors=20)
@@ -406,12 +410,12 @@ def test_failure_threshold_counts_consecutive_failures() -> None:
         assert reasons(d) == ["AnalysisFailed"]
         assert f"({count} failed check" in d.events[0].message
         assert "rollback at 3 failed checks" in d.events[0].message
-        assert weights(d) == {(P, R1): 90, (P, R2): 10}
-    d = run.step(after=60, metrics=ok())  # a pass resets the count and advances
+        assert weights(d) == {(P, R1): 90, (P, R2): 10}  # a failed check does not advance
+    d = run.step(after=60, metrics=ok())  # a pass advances but does not forgive
     assert reasons(d) == ["AnalysisPassed", "CanaryWeight"]
-    for _ in range(2):
-        d = run.step(after=60, metrics=bad)
-        assert reasons(d) == ["AnalysisFailed"]
+    state = run.state()
+    assert state.canary is not None
+    assert state.canary.failed_checks == 2
     d = run.step(after=60, metrics=bad)
     assert reasons(d) == ["RolledBack"]
     assert cond(d, "RolledBack").message == (
@@ -445,7 +449,7 @@ def test_rolled_back_revision_is_not_retried_until_spec_changes() -> None:
     assert reasons(d) == ["CanaryStarted"]
     assert cond(d, "RolledBack").status == "False"
     assert (P, R2) not in sizes(d)  # the rolled-back revision is pruned
-    assert [h.outcome for h in d.state.history] == ["Succeeded", "RolledBack"]
+    assert [h.outcome for h in d.state.history] == ["Promoted", "RolledBack"]
 
 
 def test_spec_reverted_to_stable_abandons_the_canary() -> None:
@@ -496,7 +500,7 @@ def test_gitops_revert_to_previous_revision_reuses_its_deployment() -> None:
     assert weights(d) == {(P, R1): 100}
     d = run.step(after=DRAIN)
     assert sizes(d) == {(P, R1): (2, 4), (P, R2): (0, 0)}
-    assert [h.outcome for h in d.state.history] == ["Succeeded"] * 3
+    assert [h.outcome for h in d.state.history] == ["Promoted"] * 3
 
 
 def test_revert_to_older_revision_in_history_skips_the_canary() -> None:
@@ -513,14 +517,16 @@ def test_revert_to_older_revision_in_history_skips_the_canary() -> None:
     assert reasons(d) == ["Promoting"]
 
 
-def test_history_is_bounded() -> None:
-    run = Run(isvc_spec(predictor("v0")))
+@pytest.mark.parametrize(("rollout", "kept"), [(None, 10), ({"historyLimit": 3}, 3)])
+def test_history_is_bounded(rollout: dict[str, Any] | None, kept: int) -> None:
+    extra = {} if rollout is None else {"rollout": rollout}
+    run = Run(isvc_spec(predictor("v0"), **extra))
     run.step()
     for n in range(1, 15):
-        run.spec = isvc_spec(predictor(f"v{n}"))
+        run.spec = isvc_spec(predictor(f"v{n}"), **extra)
         run.step(after=1)
         run.step(after=1)
-    assert len(run.state().history) == 10
+    assert len(run.state().history) == kept
     assert run.state().history[-1].revision == revision_hash(predictor("v14"))
 
 
@@ -718,7 +724,7 @@ def test_decide_leaves_the_given_state_untouched() -> None:
 
 def test_status_round_trip_uses_camel_case() -> None:
     run = start_progressive()
-    raw = run.status["revisions"]
+    raw = run.status["rollout"]
     assert set(raw) >= {"stable", "canary", "history", "retiring", "variants"}
     assert raw["canary"]["windowStartedAt"] == "2025-03-01T12:00:07Z"
     assert raw["canary"]["percent"] == 10

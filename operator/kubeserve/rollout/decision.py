@@ -19,7 +19,8 @@ Rules for the main predictor (its revision is the hash of `spec.predictor`):
 - Progressive (`steps`, `interval`, `analysis`): each step's share moves once the canary
   is Ready at that size; every `interval` the analysis judges the window: pass advances
   a step (after the last one: promote), too few requests waits (the window grows), a
-  failure counts, and `failureThreshold` failures in a row roll back: 100% to stable,
+  failure counts, and `failureThreshold` failures (in this canary's whole rollout, as in
+  Flagger; the step does not advance on a failure) roll back: 100% to stable,
   canary drained then scaled to zero, condition RolledBack with the measured values,
   a Warning event, and no new attempt until the predictor spec changes.
 - Traffic never moves to a workload that is not Ready at the required size, and a
@@ -216,9 +217,11 @@ class _Decider:
         self.events.append(Event(kind, reason, message))
 
     def _history(self, revision: str, outcome: HistoryOutcome, message: str) -> None:
+        rollout = self.policy.rollout
+        limit = (rollout.history_limit if rollout else None) or self.settings.history_limit
         self.st.record(
             HistoryEntry(revision=revision, time=self.now, outcome=outcome, message=message),
-            self.settings.history_limit,
+            limit,
         )
 
     def _ready_replicas(self, component: str, revision: str) -> int:
@@ -290,7 +293,7 @@ class _Decider:
             st.stable = RevisionStatus(
                 revision=desired, percent=100, since=self.now, predictor=dict(self.policy.predictor)
             )
-            self._history(desired, "Succeeded", "first revision")
+            self._history(desired, "Promoted", "first revision")
             self._event("Normal", "RevisionCreated", f"revision {desired} serves the predictor")
             return
         if desired == st.stable.revision:
@@ -327,7 +330,7 @@ class _Decider:
         st = self.st
         assert st.stable is not None
         rollout = self.policy.rollout
-        known_good = st.succeeded(desired) or (
+        known_good = st.promoted(desired) or (
             st.previous is not None and st.previous.revision == desired
         )
         reused = st.previous is not None and st.previous.revision == desired
@@ -525,7 +528,6 @@ class _Decider:
             )
             self._note(f"last check failed: {canary.message}")
             return False
-        canary.failed_checks = 0
         canary.message = f"check passed at {self._step_label()}: {verdict.summary}"
         if not rollout.progressive:
             self._note(canary.message)
@@ -580,7 +582,7 @@ class _Decider:
             revision=canary.revision, percent=100, since=self.now, predictor=canary.predictor
         )
         st.canary = None
-        self._history(canary.revision, "Succeeded", f"promoted, replacing {old.revision}")
+        self._history(canary.revision, "Promoted", f"promoted, replacing {old.revision}")
         self._event(
             "Normal",
             "Promoted",

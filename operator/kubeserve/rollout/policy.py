@@ -3,8 +3,9 @@
 The decision function works on these small frozen dataclasses rather than on the full
 API models, so it depends only on what it uses and its tests stay short. The spec it
 reads from is the object as the API server stored it (camelCase, already validated by
-the CRD schema and its CEL rules); :func:`Policy.from_spec` only converts and applies
-the documented defaults.
+the CRD schema and its CEL rules). The rollout block goes through the API model
+(:class:`kubeserve.api.v1alpha1.Rollout`), so its defaults are defined in one place;
+predictor specs stay raw mappings because revisions are hashes of exactly what is stored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from kubeserve.api import v1alpha1 as api
 
 DEFAULT_INTERVAL_SECONDS = 60.0
 """How long each step (and each analysis window) lasts when `interval` is not set."""
@@ -80,23 +83,18 @@ class Analysis:
     max_latency_p99_ms: float | None = None
     min_requests: int = 0
     failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+    """Failed checks during one canary's rollout (not necessarily in a row) that roll it back."""
     custom: CustomCheck | None = None
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Analysis:
-        """Read an `analysis` block."""
-        custom: CustomCheck | None = None
-        query = spec.get("query")
-        if query:
-            custom = CustomCheck(str(query), float(spec.get("queryMax", 0.0)))
-        rate = spec.get("maxErrorRate")
-        latency = spec.get("maxLatencyP99Ms")
+    def of(cls, model: api.Analysis) -> Analysis:
+        """Convert the API model (its defaults applied)."""
         return cls(
-            max_error_rate=None if rate is None else float(rate),
-            max_latency_p99_ms=None if latency is None else float(latency),
-            min_requests=int(spec.get("minRequests", 0)),
-            failure_threshold=max(1, int(spec.get("failureThreshold", DEFAULT_FAILURE_THRESHOLD))),
-            custom=custom,
+            max_error_rate=model.max_error_rate,
+            max_latency_p99_ms=model.max_latency_p99_ms,
+            min_requests=model.min_requests,
+            failure_threshold=model.failure_threshold,
+            custom=None if model.query is None else CustomCheck(model.query, model.query_max),
         )
 
 
@@ -108,25 +106,27 @@ class Rollout:
     steps: tuple[int, ...] = ()
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     analysis: Analysis | None = None
+    """Checks on the canary: always for steps (defaults when unset), opt-in for manual."""
+    history_limit: int | None = None
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Rollout:
-        """Read a `rollout` block."""
-        percent = spec.get("canaryTrafficPercent")
-        analysis = spec.get("analysis")
-        interval = spec.get("interval")
+        """Read a `rollout` block (validated and defaulted by the API model)."""
+        model = api.Rollout.model_validate(spec)
+        analysis = model.analysis
+        if analysis is None and model.steps:
+            analysis = api.Analysis()
         return cls(
-            canary_traffic_percent=None if percent is None else int(percent),
-            steps=tuple(int(s) for s in spec.get("steps") or ()),
-            interval_seconds=(
-                DEFAULT_INTERVAL_SECONDS if interval is None else parse_duration(interval)
-            ),
-            analysis=None if analysis is None else Analysis.from_spec(analysis),
+            canary_traffic_percent=model.canary_traffic_percent,
+            steps=tuple(model.steps or ()),
+            interval_seconds=parse_duration(model.interval),
+            analysis=None if analysis is None else Analysis.of(analysis),
+            history_limit=model.history_limit,
         )
 
     @property
     def progressive(self) -> bool:
-        """Whether traffic advances through `steps` on a timer (with analysis, if any)."""
+        """Whether traffic advances through `steps` on a timer while analysis passes."""
         return bool(self.steps)
 
     @property

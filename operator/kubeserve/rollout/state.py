@@ -1,7 +1,8 @@
 """Rollout state, kept in the InferenceService status so a restarted operator resumes.
 
 Everything the decision function needs to remember between reconciles lives here and
-is written to `status.revisions` (camelCase JSON), never in operator memory:
+is written to `status.rollout` (camelCase JSON), never in operator memory (the
+readable `status.revisions` summary is derived from it by the status writer):
 
 - `stable`: the revision serving the main predictor's traffic (at full capacity);
 - `canary`: the newest revision while it is tried (its traffic percent, step, analysis
@@ -29,12 +30,12 @@ from pydantic.alias_generators import to_camel
 
 from kubeserve.rollout.analysis import PodCounters
 
-STATUS_KEY = "revisions"
-"""The status field holding the rollout state."""
+STATUS_KEY = "rollout"
+"""The status field holding the rollout state (`status.revisions` is the readable summary)."""
 
 DEFAULT_HISTORY_LIMIT = 10
 
-Outcome = Literal["Succeeded", "RolledBack", "Superseded"]
+Outcome = Literal["Promoted", "RolledBack", "Superseded"]
 """How a revision's time as the rollout target ended (history)."""
 
 CanaryPhase = Literal["Progressing", "Promoting", "RolledBack"]
@@ -78,7 +79,7 @@ class CanaryStatus(RevisionStatus):
     baseline: dict[str, PodCounters] | None = None
     """Canary pods' counters at the window start (when metrics come from the pods)."""
     failed_checks: int = 0
-    """Failed analysis checks in a row."""
+    """Failed analysis checks of this canary so far (a pass does not reset them)."""
     min_replicas: int = 0
     max_replicas: int = 0
     """Replica bounds requested for the canary in the last plan."""
@@ -127,7 +128,7 @@ class VariantState(StatusModel):
 
 
 class RolloutState(StatusModel):
-    """The whole rollout state of one InferenceService (`status.revisions`)."""
+    """The whole rollout state of one InferenceService (`status.rollout`)."""
 
     stable: RevisionStatus | None = None
     canary: CanaryStatus | None = None
@@ -143,7 +144,7 @@ class RolloutState(StatusModel):
         return cls() if raw is None else cls.model_validate(raw)
 
     def to_status(self) -> dict[str, Any]:
-        """Return the JSON value to store at `status.revisions`."""
+        """Return the JSON value to store at `status.rollout`."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def record(self, entry: HistoryEntry, limit: int = DEFAULT_HISTORY_LIMIT) -> None:
@@ -151,6 +152,6 @@ class RolloutState(StatusModel):
         self.history.append(entry)
         del self.history[: max(0, len(self.history) - max(1, limit))]
 
-    def succeeded(self, revision: str) -> bool:
+    def promoted(self, revision: str) -> bool:
         """Whether `revision` once became stable (a known-good revision)."""
-        return any(h.revision == revision and h.outcome == "Succeeded" for h in self.history)
+        return any(h.revision == revision and h.outcome == "Promoted" for h in self.history)
