@@ -56,6 +56,7 @@ DataType = Literal[
     "INT32",
     "INT64",
     "FP16",
+    "BF16",
     "FP32",
     "FP64",
     "BYTES",
@@ -292,9 +293,10 @@ class InputSpec(ApiModel):
         description="Input tensor name."
     )
     datatype: DataType = Field(description="Open Inference Protocol datatype, e.g. FP32.")
-    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+    shape: list[Annotated[int, Field(ge=-1)]] | None = Field(
+        default=None,
         max_length=8,
-        description="Shape; -1 marks a variable dimension (usually the batch).",
+        description="Shape; -1 marks a variable dimension (usually the batch). Unset = any.",
     )
     min: float | None = Field(
         default=None, description="Smallest allowed value; smaller values get a 400."

@@ -1,0 +1,305 @@
+"""The predictor pod: storage initializer, serving container, probes, hardening.
+
+The pod passes Pod Security "restricted": non-root (uid 1000), no privilege
+escalation, all capabilities dropped, seccomp RuntimeDefault, read-only root
+filesystem (writable emptyDirs for /mnt/models and /tmp), no service-account token.
+
+- ``model``: an init container runs ``kubeserve-runtime download <storageUri>
+  /mnt/models``; credentials come from the referenced Secret mounted read-only at
+  /var/run/secrets/kubeserve/storage (``KUBESERVE_STORAGE_SECRET_DIR``), never as env
+  values visible in ``kubectl describe``. ``pvc://<claim>/...`` mounts the claim
+  read-only at /mnt/pvc/<claim> in both containers and links instead of copying.
+  The runtime container is ``kubeserve-runtime serve`` configured by KUBESERVE_* env.
+- ``containers``: the custom container replaces the runtime and gets the same ports,
+  probes and hardening; no init container.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from kubeserve.api.v1alpha1 import CustomContainer, EnvVar, Model, Predictor, ResourceRequirements
+from kubeserve.config import OperatorConfig
+
+HTTP_PORT = 8080
+GRPC_PORT = 8081
+METRICS_PORT = 8082
+MODEL_DIR = "/mnt/models"
+PVC_ROOT = "/mnt/pvc"
+STORAGE_SECRET_DIR = "/var/run/secrets/kubeserve/storage"
+AUTH_DIR = "/var/run/secrets/kubeserve/auth"
+AUTH_KEY = "tokens"
+RUN_AS = 1000
+RUNTIME_CONTAINER = "kserve-container"
+INITIALIZER_CONTAINER = "storage-initializer"
+TERMINATION_GRACE_SECONDS = 45
+"""Longer than the runtime's 30 s drain of in-flight requests after SIGTERM."""
+
+
+def container_security_context() -> dict[str, Any]:
+    """Pod Security "restricted" settings of one container."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod Security "restricted" settings of the pod."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _resources(resources: ResourceRequirements | None, config: OperatorConfig) -> dict[str, Any]:
+    """The container's resources: the user's as given, else the operator's defaults."""
+    return (resources or config.default_resources).to_dict()
+
+
+def _env(defaults: dict[str, str], user: list[EnvVar] | None) -> list[dict[str, Any]]:
+    """Operator env first; a user variable of the same name replaces it (no duplicates)."""
+    merged: dict[str, dict[str, Any]] = {
+        name: {"name": name, "value": value} for name, value in defaults.items()
+    }
+    for var in user or ():
+        merged.pop(var.name, None)
+        merged[var.name] = var.to_dict()
+    return list(merged.values())
+
+
+def _ports() -> list[dict[str, Any]]:
+    """The serving ports (REST, gRPC, metrics)."""
+    return [
+        {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+    ]
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    """An HTTP GET probe on the REST port."""
+    return {
+        "httpGet": {"path": path, "port": HTTP_PORT, "scheme": "HTTP"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "successThreshold": 1,
+        "failureThreshold": failures,
+    }
+
+
+def _probes() -> dict[str, Any]:
+    """Readiness/liveness on the OIP health endpoints; a startup probe covers loading."""
+    return {
+        "startupProbe": _probe("/v2/health/live", period=5, failures=120),
+        "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
+        "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
+    }
+
+
+def _pvc_claim(storage_uri: str) -> str | None:
+    """The claim name of a pvc:// URI, else None."""
+    parts = urlsplit(storage_uri)
+    return parts.netloc if parts.scheme == "pvc" else None
+
+
+def _runtime_env(
+    isvc_name: str, revision: str, predictor: Predictor, model: Model, with_auth: bool
+) -> dict[str, str]:
+    """KUBESERVE_* settings of the runtime container."""
+    env = {
+        "KUBESERVE_MODEL_DIR": MODEL_DIR,
+        "KUBESERVE_MODEL_NAME": isvc_name,
+        "KUBESERVE_MODEL_VERSION": revision,
+        "KUBESERVE_MODEL_FORMAT": model.model_format.name,
+        "KUBESERVE_HTTP_PORT": str(HTTP_PORT),
+        "KUBESERVE_GRPC_PORT": str(GRPC_PORT),
+        "KUBESERVE_METRICS_PORT": str(METRICS_PORT),
+    }
+    if predictor.batcher is not None:
+        env["KUBESERVE_MAX_BATCH_SIZE"] = str(predictor.batcher.max_batch_size)
+        env["KUBESERVE_MAX_LATENCY_MS"] = str(predictor.batcher.max_latency_ms)
+    if predictor.input_schema is not None:
+        env["KUBESERVE_INPUT_SCHEMA"] = json.dumps(
+            predictor.input_schema.to_dict(), sort_keys=True, separators=(",", ":")
+        )
+    if with_auth:
+        env["KUBESERVE_AUTH_TOKEN_FILE"] = f"{AUTH_DIR}/{AUTH_KEY}"
+    return env
+
+
+def _base_mounts() -> list[dict[str, Any]]:
+    """Writable scratch space: the model directory and /tmp."""
+    return [
+        {"name": "model", "mountPath": MODEL_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+
+
+def _model_containers(
+    isvc_name: str,
+    revision: str,
+    predictor: Predictor,
+    model: Model,
+    auth_secret: str | None,
+    config: OperatorConfig,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
+    volumes: list[dict[str, Any]] = []
+    init_mounts = _base_mounts()
+    runtime_mounts = _base_mounts()
+    init_env: list[dict[str, Any]] = []
+    args = ["download", model.storage_uri, MODEL_DIR]
+    claim = _pvc_claim(model.storage_uri)
+    if claim is not None:
+        volumes.append(
+            {"name": "pvc", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        mount = {"name": "pvc", "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": True}
+        init_mounts.append(mount)
+        runtime_mounts.append(dict(mount))
+        args.append("--link")
+    if model.storage_secret_ref is not None:
+        volumes.append(
+            {
+                "name": "storage-secret",
+                "secret": {"secretName": model.storage_secret_ref.name, "defaultMode": 0o440},
+            }
+        )
+        init_mounts.append(
+            {"name": "storage-secret", "mountPath": STORAGE_SECRET_DIR, "readOnly": True}
+        )
+        init_env.append({"name": "KUBESERVE_STORAGE_SECRET_DIR", "value": STORAGE_SECRET_DIR})
+    if auth_secret is not None:
+        runtime_mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    initializer = {
+        "name": INITIALIZER_CONTAINER,
+        "image": config.initializer_image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["kubeserve-runtime"],
+        "args": args,
+        "env": init_env,
+        "resources": _resources(None, config),
+        "securityContext": container_security_context(),
+        "volumeMounts": init_mounts,
+    }
+    if not init_env:
+        del initializer["env"]
+    runtime = {
+        "name": RUNTIME_CONTAINER,
+        "image": config.image_for(model.runtime_version),
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["kubeserve-runtime"],
+        "args": ["serve"],
+        "env": _env(
+            _runtime_env(isvc_name, revision, predictor, model, auth_secret is not None),
+            model.env,
+        ),
+        "ports": _ports(),
+        **_probes(),
+        "resources": _resources(model.resources, config),
+        "securityContext": container_security_context(),
+        "volumeMounts": runtime_mounts,
+    }
+    return [initializer], [runtime], volumes
+
+
+def _custom_container(
+    container: CustomContainer, auth_secret: str | None, config: OperatorConfig
+) -> dict[str, Any]:
+    """The user's serving container with kubeserve's ports, probes and hardening."""
+    mounts = _base_mounts()
+    if auth_secret is not None:
+        mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    out: dict[str, Any] = {
+        "name": container.name,
+        "image": container.image,
+        "imagePullPolicy": config.image_pull_policy,
+    }
+    if container.command is not None:
+        out["command"] = list(container.command)
+    if container.args is not None:
+        out["args"] = list(container.args)
+    if container.env:
+        out["env"] = _env({}, container.env)
+    out.update(
+        {
+            "ports": _ports(),
+            **_probes(),
+            "resources": _resources(container.resources, config),
+            "securityContext": container_security_context(),
+            "volumeMounts": mounts,
+        }
+    )
+    return out
+
+
+def pod_template(
+    isvc_name: str,
+    revision: str,
+    predictor: Predictor,
+    auth_secret: str | None,
+    pod_labels: dict[str, str],
+    config: OperatorConfig,
+) -> dict[str, Any]:
+    """Return the Deployment's pod template for one revision of one predictor."""
+    volumes: list[dict[str, Any]] = [
+        {"name": "model", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    init_containers: list[dict[str, Any]] = []
+    if predictor.model is not None:
+        init_containers, containers, extra = _model_containers(
+            isvc_name, revision, predictor, predictor.model, auth_secret, config
+        )
+        volumes += extra
+    else:
+        containers = [_custom_container(c, auth_secret, config) for c in predictor.containers or ()]
+    if auth_secret is not None:
+        volumes.append(
+            {
+                "name": "auth",
+                "secret": {
+                    "secretName": auth_secret,
+                    "items": [{"key": AUTH_KEY, "path": AUTH_KEY}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+    }
+    if predictor.service_account_name:
+        spec["serviceAccountName"] = predictor.service_account_name
+    if init_containers:
+        spec["initContainers"] = init_containers
+    spec["containers"] = containers
+    spec["volumes"] = volumes
+    if predictor.node_selector:
+        spec["nodeSelector"] = dict(predictor.node_selector)
+    if predictor.tolerations:
+        spec["tolerations"] = [t.to_dict() for t in predictor.tolerations]
+    return {
+        "metadata": {
+            "labels": pod_labels,
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(METRICS_PORT),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": spec,
+    }
