@@ -21,6 +21,9 @@ JsonObject = dict[str, Any]
 _DROPPED = {"title", "default", "examples"}
 _KEPT_FORMATS = {"date-time", "int32", "int64", "double", "float", "byte"}
 _INT_OR_STRING = "x-kubernetes-int-or-string"
+_PRESERVE = "x-kubernetes-preserve-unknown-fields"
+STATUS_PATH = ".status."
+"""Optional fields under status are nullable: the operator writes, and may write null."""
 
 
 class SchemaError(ValueError):
@@ -48,7 +51,10 @@ def _resolve(node: JsonObject, defs: dict[str, JsonObject], path: str) -> JsonOb
         if len(options) != 1:
             raise SchemaError(f"{path or '<root>'}: anyOf of several types is not structural")
         del node["anyOf"]
-        return {**_resolve(options[0], defs, path), **node}
+        resolved = {**_resolve(options[0], defs, path), **node}
+        if path.startswith(STATUS_PATH) and not resolved.get(_PRESERVE):
+            resolved["nullable"] = True  # the operator may write null for "unknown"
+        return resolved
     return node
 
 

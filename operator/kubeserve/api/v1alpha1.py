@@ -80,6 +80,11 @@ Quantity = Annotated[
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 LongString = Annotated[str, StringConstraints(max_length=4096)]
 ShortString = Annotated[str, StringConstraints(max_length=253)]
+RolloutStateObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+"""Free-form object owned by the rollout logic (kubeserve.rollout.state)."""
 Timestamp = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
 
 
@@ -665,26 +670,6 @@ class Revisions(ApiModel):
     )
 
 
-class RolloutState(ApiModel):
-    """Progress of the current rollout, so an operator restart resumes where it was."""
-
-    revision: ShortString | None = Field(
-        default=None, description="Canary revision this state belongs to."
-    )
-    step: int | None = Field(default=None, ge=0, description="Index of the current step.")
-    last_step_time: Timestamp | None = Field(
-        default=None, description="When the current step started (RFC 3339)."
-    )
-    failed_checks: int | None = Field(default=None, ge=0, description="Failed checks so far.")
-    analysis_message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
-        default=None, description="Result of the last analysis, with the measured values."
-    )
-    failed_revision: ShortString | None = Field(
-        default=None,
-        description="Revision that was rolled back; not retried until the spec changes.",
-    )
-
-
 class VariantStatus(ApiModel):
     """Observed state of the main predictor or an A/B variant."""
 
@@ -710,8 +695,12 @@ class InferenceServiceStatus(ApiModel):
     revisions: Revisions | None = Field(
         default=None, description="Stable, canary and previous revisions and their traffic."
     )
-    rollout: RolloutState | None = Field(
-        default=None, description="State of the rollout in progress."
+    rollout: RolloutStateObject | None = Field(
+        default=None,
+        description="The operator's rollout state (revisions with their predictor specs, "
+        "canary step, analysis window, failed checks, history), kept here so a restarted "
+        "operator resumes mid-rollout. Internal: read status.revisions and conditions "
+        "instead; its shape may change between versions.",
     )
     variants: list[VariantStatus] | None = Field(
         default=None, description="The main predictor and each A/B variant."
