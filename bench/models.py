@@ -2,7 +2,7 @@
 
 - sklearn: LogisticRegression, 3 classes, 32 features, saved with joblib.
 - onnx: a 32-256-256-4 MLP (scikit-learn MLPRegressor converted with skl2onnx), one
-  FP32 input ``input-0`` [N, 32] and one FP32 output [N, 4].
+  FP32 input [N, 32] (named as the graph declares it) and one FP32 output [N, 4].
 
 Every server gets the same files and the same request: an Open Inference Protocol V2
 JSON infer body with one row of FP32 data.
@@ -30,6 +30,7 @@ class BenchModel:
     model_format: str
     file: Path
     row: tuple[float, ...]
+    input_name: str = INPUT_NAME
 
     @property
     def directory(self) -> Path:
@@ -41,7 +42,7 @@ class BenchModel:
         body = {
             "inputs": [
                 {
-                    "name": INPUT_NAME,
+                    "name": self.input_name,
                     "shape": [1, FEATURES],
                     "datatype": "FP32",
                     "data": list(self.row),
@@ -97,5 +98,8 @@ def make_models(root: Path) -> dict[str, BenchModel]:
 
     return {
         "sklearn": BenchModel("sklearn", "sklearn", sklearn_dir / "model.joblib", row),
-        "onnx": BenchModel("onnx", "onnx", onnx_dir / "model.onnx", row),
+        # skl2onnx sanitises the name ("input-0" -> "input_0"); send what the graph declares.
+        "onnx": BenchModel(
+            "onnx", "onnx", onnx_dir / "model.onnx", row, onnx_model.graph.input[0].name
+        ),
     }
