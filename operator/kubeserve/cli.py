@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Return the functions that add each feature's subcommands."""
+    from kubeserve import render
     from kubeserve.api import commands as api_commands
 
-    return [api_commands.register]
+    return [api_commands.register, render.register]
 
 
 def _version(_: argparse.Namespace) -> int:
