@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit bench clean
+.PHONY: setup demo test lint unit bench clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: lint
 ## bench: side-by-side benchmarks; JSON and PNG land in bench/results/
 bench: setup
 	$(BIN)/python bench/runtime.py
+
+## grpc-stubs: regenerate the runtime's committed gRPC stubs from its .proto
+grpc-stubs: setup
+	$(BIN)/python -m kubeserve_runtime.grpc.stubs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

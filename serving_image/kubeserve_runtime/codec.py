@@ -1,0 +1,115 @@
+"""Tensor (de)serialisation shared by every transport.
+
+Raw form (REST binary extension, gRPC ``raw_*_contents``): little-endian row-major
+values; ``BYTES`` elements are a 4-byte little-endian length followed by the bytes.
+JSON form: a flat or nested list in row-major order. Every malformed payload raises
+InvalidInput naming the tensor.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kubeserve_runtime.datatypes import as_bytes_array, numpy_dtype
+from kubeserve_runtime.errors import InvalidInput
+
+Array = np.ndarray[Any, Any]
+_LEN = struct.Struct("<I")
+
+
+def check_shape(name: str, shape: Any) -> list[int]:
+    """Return a validated shape (a list of non-negative ints)."""
+    if not isinstance(shape, list | tuple) or any(
+        not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape
+    ):
+        raise InvalidInput(f"input {name!r}: shape must be a list of non-negative integers")
+    return list(shape)
+
+
+def _count(shape: Sequence[int]) -> int:
+    """Return the number of elements of a shape."""
+    return math.prod(shape)
+
+
+def raw_to_array(name: str, buf: bytes | memoryview, datatype: str, shape: Sequence[int]) -> Array:
+    """Decode raw little-endian bytes into an array of ``shape``."""
+    dtype = numpy_dtype(datatype)
+    count = _count(shape)
+    if datatype == "BYTES":
+        return _raw_to_bytes(name, memoryview(buf), count).reshape(shape)
+    if len(buf) != count * dtype.itemsize:
+        raise InvalidInput(
+            f"input {name!r}: {len(buf)} bytes of data do not fit shape {list(shape)} "
+            f"of {datatype} ({count * dtype.itemsize} bytes expected)"
+        )
+    return np.frombuffer(buf, dtype=dtype.newbyteorder("<")).reshape(shape)
+
+
+def _raw_to_bytes(name: str, view: memoryview, count: int) -> Array:
+    """Decode length-prefixed BYTES elements."""
+    items: list[bytes] = []
+    offset, end = 0, len(view)
+    while offset < end:
+        if offset + 4 > end:
+            raise InvalidInput(f"input {name!r}: truncated BYTES element length")
+        (length,) = _LEN.unpack_from(view, offset)
+        offset += 4
+        if offset + length > end:
+            raise InvalidInput(f"input {name!r}: BYTES element runs past the end of the data")
+        items.append(bytes(view[offset : offset + length]))
+        offset += length
+    if len(items) != count:
+        raise InvalidInput(f"input {name!r}: {len(items)} BYTES elements for {count} expected")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out
+
+
+def array_to_raw(array: Array, datatype: str) -> bytes:
+    """Encode an array as raw little-endian bytes (length-prefixed for BYTES)."""
+    if datatype == "BYTES":
+        parts = []
+        for value in array.ravel():
+            item = value if isinstance(value, bytes) else str(value).encode()
+            parts.append(_LEN.pack(len(item)))
+            parts.append(item)
+        return b"".join(parts)
+    dtype = array.dtype
+    if dtype.byteorder == ">":
+        array = array.astype(dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array).tobytes()
+
+
+def json_to_array(name: str, data: Any, datatype: str, shape: Sequence[int]) -> Array:
+    """Convert JSON tensor data (flat or nested, row-major) into an array of ``shape``."""
+    dtype = numpy_dtype(datatype)
+    if not isinstance(data, list):
+        data = [data]
+    try:
+        if datatype == "BYTES":
+            array = as_bytes_array(np.asarray(data, dtype=object))
+        else:
+            array = np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(f"input {name!r}: data is not valid {datatype}: {exc}") from exc
+    if array.size != _count(shape):
+        raise InvalidInput(
+            f"input {name!r}: {array.size} values do not fit shape {list(shape)} "
+            f"({_count(shape)} expected)"
+        )
+    return array.reshape(shape)
+
+
+def json_data(array: Array, datatype: str) -> Any:
+    """Return the flat, JSON-ready data of an array (numpy arrays go to orjson as is)."""
+    if datatype == "BYTES":
+        return [v.decode("utf-8", "replace") for v in array.ravel()]
+    flat = array.ravel()
+    if flat.dtype.byteorder == ">":
+        flat = flat.astype(flat.dtype.newbyteorder("="))
+    return np.ascontiguousarray(flat)

@@ -1,0 +1,271 @@
+"""The transport-neutral data plane: what REST (V1, V2) and gRPC all call.
+
+It owns the loaded model, the input validator, the scheduler (direct or batching), the
+metrics and the drift monitor. Transports decode wire formats into ``InferRequest``,
+call ``infer`` / ``predict_v1`` / the metadata methods, encode the result, and report
+the outcome with ``observe``. Every failure is a ``ServingError`` with its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import Executor
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+
+from kubeserve_runtime import __version__
+from kubeserve_runtime.batching import AdaptiveBatcher, DirectScheduler, Scheduler
+from kubeserve_runtime.datatypes import as_bytes_array, datatype_of, numpy_dtype
+from kubeserve_runtime.errors import (
+    InferenceFailed,
+    InvalidInput,
+    ModelNotFound,
+    NotReady,
+    ServingError,
+)
+from kubeserve_runtime.logs import RequestLog
+from kubeserve_runtime.metrics import DriftMonitor, ReferenceProfile, RuntimeMetrics
+from kubeserve_runtime.models import Model, load_model
+from kubeserve_runtime.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
+from kubeserve_runtime.schema import InputValidator, TensorSpec
+from kubeserve_runtime.settings import RuntimeSettings
+
+SERVER_NAME = "kubeserve"
+EXTENSIONS = ["binary_tensor_data"]
+_INPUT_ERRORS = (ValueError, TypeError, IndexError, KeyError)
+_INPUT_ERROR_NAMES = frozenset({"InvalidArgument", "XGBoostError", "LightGBMError"})
+
+Feed = dict[str, np.ndarray[Any, Any]]
+
+
+class DataPlane:
+    """Serves one model; shared by every transport."""
+
+    def __init__(
+        self, settings: RuntimeSettings, metrics: RuntimeMetrics, executor: Executor
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.name = settings.model_name
+        self.version = settings.model_version
+        self.log = RequestLog(settings.log_sample_rate)
+        self._executor = executor
+        self._model: Model | None = None
+        self._validator: InputValidator | None = None
+        self._scheduler: Scheduler | None = None
+        self._drift: DriftMonitor | None = None
+        self._drift_input: str | None = None
+        self._input_specs: list[TensorSpec] = []
+        self.draining = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the model in a worker thread, then build validator, scheduler and drift."""
+        started = perf_counter()
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        model = await loop.run_in_executor(self._executor, load_model, s.model_dir, s.model_format)
+        profile = await loop.run_in_executor(self._executor, ReferenceProfile.find, s.model_dir)
+        self.metrics.model_loaded(model.platform, perf_counter() - started)
+        self._validator = InputValidator(model.inputs, s.input_schema, model.positional)
+        if s.input_schema is not None:
+            self._input_specs = [
+                TensorSpec(i.name, i.datatype, tuple(i.shape) if i.shape else (-1,))
+                for i in s.input_schema.inputs
+            ]
+        else:
+            self._input_specs = list(model.inputs)
+        if s.max_batch_size > 1 and model.batchable:
+            self._scheduler = AdaptiveBatcher(
+                self._run,
+                self._executor,
+                max_batch_size=s.max_batch_size,
+                max_latency_s=s.max_latency_ms / 1000.0,
+                max_queue=s.max_queue,
+                workers=s.inference_threads,
+                observe=self.metrics.observe_batch,
+            )
+        else:
+            self._scheduler = DirectScheduler(
+                self._run, self._executor, s.max_queue, self.metrics.observe_batch
+            )
+        if profile is not None:
+            self._drift = DriftMonitor(
+                profile, self.metrics.registry, self.name, self.version or ""
+            )
+            self._drift_input = profile.input
+        self._model = model
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded and the server is not draining."""
+        return self._model is not None and not self.draining
+
+    @property
+    def pending(self) -> int:
+        """Requests queued or running in the scheduler."""
+        return self._scheduler.pending if self._scheduler else 0
+
+    async def close(self) -> None:
+        """Finish queued inference."""
+        if self._scheduler is not None:
+            await self._scheduler.close()
+
+    # -- metadata --------------------------------------------------------------------
+
+    def server_metadata(self) -> dict[str, Any]:
+        """Return the OIP server metadata."""
+        return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
+
+    def resolve(self, name: str, version: str | None = None) -> None:
+        """Raise ModelNotFound unless this server serves ``name`` (and ``version``)."""
+        if name != self.name:
+            raise ModelNotFound(
+                f"model {name!r} is not served here; this server serves {self.name!r}"
+            )
+        if version is not None and version != self.version:
+            have = f"version {self.version!r}" if self.version else "no versions"
+            raise ModelNotFound(f"model {name!r} version {version!r} not found ({have})")
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        """Return readiness of a served model (raises ModelNotFound for others)."""
+        self.resolve(name, version)
+        return self.ready
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Return the OIP model metadata."""
+        self.resolve(name, version)
+        model = self._require_model()
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": model.platform,
+            "inputs": [s.as_metadata() for s in self._input_specs],
+            "outputs": [s.as_metadata() for s in model.outputs],
+        }
+
+    def _require_model(self) -> Model:
+        """Return the loaded model or raise NotReady."""
+        if self._model is None:
+            raise NotReady(f"model {self.name!r} is still loading")
+        return self._model
+
+    # -- inference -------------------------------------------------------------------
+
+    def _run(self, feed: Feed) -> Feed:
+        """Call the model (in a worker thread), turning its errors into ServingErrors."""
+        model = self._model
+        assert model is not None
+        try:
+            return model.predict(feed)
+        except ServingError:
+            raise
+        except _INPUT_ERRORS as exc:
+            raise InvalidInput(f"the model rejected the input: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ in _INPUT_ERROR_NAMES:
+                raise InvalidInput(f"the model rejected the input: {exc}") from exc
+            raise InferenceFailed(f"the model failed: {type(exc).__name__}: {exc}") from exc
+
+    async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
+        """Validate, schedule and run one inference request."""
+        self.resolve(name, version)
+        self._require_model()
+        if self.draining:
+            raise NotReady("the server is shutting down")
+        assert self._validator is not None
+        assert self._scheduler is not None
+        feed = self._validator.validate(request.inputs)
+        out, timing = await self._scheduler.submit(feed)
+        self.metrics.queue.observe(timing.queue_s)
+        if self._drift is not None:
+            key = self._drift_input if self._drift_input in feed else next(iter(feed))
+            self._drift.observe(feed[key])
+        outputs = _select_outputs(out, request.outputs)
+        response = InferResponse(
+            model_name=self.name,
+            model_version=self.version,
+            id=request.id or str(uuid.uuid4()),
+            outputs=outputs,
+        )
+        if self.log.sampled(200):
+            self.log.prediction(self.name, response.id, request.inputs, outputs)
+        return response
+
+    async def predict_v1(self, name: str, body: Any) -> dict[str, Any]:
+        """Answer a KServe V1 ``:predict`` body (``instances`` or ``inputs``)."""
+        self.resolve(name)
+        self._require_model()
+        if not isinstance(body, dict):
+            raise InvalidInput("the V1 body must be a JSON object with an 'instances' list")
+        instances = body.get("instances", body.get("inputs"))
+        if not isinstance(instances, list) or not instances:
+            raise InvalidInput("'instances' must be a non-empty list")
+        tensors = self._v1_tensors(instances)
+        response = await self.infer(name, None, InferRequest(inputs=tensors))
+        values = [_plain(t) for t in response.outputs]
+        if len(values) == 1:
+            return {"predictions": values[0]}
+        names = [t.name for t in response.outputs]
+        return {
+            "predictions": [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        }
+
+    def _v1_tensors(self, instances: list[Any]) -> list[Tensor]:
+        """Turn V1 instances (rows, or dicts of named columns) into tensors."""
+        specs = {s.name: s for s in self._input_specs}
+        if all(isinstance(i, dict) for i in instances):
+            keys = list(instances[0])
+            if any(list(i) != keys for i in instances):
+                raise InvalidInput("every instance must have the same keys")
+            return [_v1_tensor(k, [i[k] for i in instances], specs.get(k)) for k in keys]
+        spec = self._input_specs[0] if len(self._input_specs) == 1 else None
+        return [_v1_tensor(spec.name if spec else "input-0", instances, spec)]
+
+
+def _v1_tensor(name: str, values: list[Any], spec: TensorSpec | None) -> Tensor:
+    """Convert V1 values into a tensor of the spec's datatype (inferred when unknown)."""
+    try:
+        if spec is not None and spec.datatype != "BYTES":
+            data = np.asarray(values, dtype=numpy_dtype(spec.datatype))
+        else:
+            data = np.asarray(values)
+            if data.dtype.kind in "USO":
+                data = as_bytes_array(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(f"input {name!r}: instances are not a rectangular array: {exc}") from exc
+    return Tensor(name=name, datatype=datatype_of(data), data=data)
+
+
+def _plain(tensor: Tensor) -> list[Any]:
+    """Return a tensor as nested Python lists (BYTES decoded as UTF-8)."""
+    if tensor.datatype == "BYTES":
+        decoded = np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])
+        return list(decoded(tensor.data).tolist()) if tensor.data.size else []
+    return list(tensor.data.tolist()) if tensor.data.ndim else [tensor.data.item()]
+
+
+def _select_outputs(out: Feed, requested: list[RequestedOutput] | None) -> list[Tensor]:
+    """Return the model outputs as tensors, limited to the requested ones when given."""
+    if requested:
+        missing = [r.name for r in requested if r.name not in out]
+        if missing:
+            known = ", ".join(repr(n) for n in out)
+            raise InvalidInput(
+                f"unknown output(s) {', '.join(map(repr, missing))}; outputs are {known}"
+            )
+        chosen = [(r.name, out[r.name], r.parameters) for r in requested]
+    else:
+        chosen = [(n, a, {}) for n, a in out.items()]
+    tensors = []
+    for name, array, params in chosen:
+        if array.dtype.kind in "USO":
+            array = as_bytes_array(array)
+        tensors.append(
+            Tensor(name=name, datatype=datatype_of(array), data=array, parameters=params)
+        )
+    return tensors

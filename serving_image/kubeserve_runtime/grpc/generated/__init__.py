@@ -1,0 +1,1 @@
+"""Generated Open Inference Protocol stubs (do not edit; see ``grpc/stubs.py``)."""

@@ -1,0 +1,238 @@
+"""The Open Inference Protocol gRPC service over the shared data plane.
+
+Requests that send ``raw_input_contents`` (tritonclient always does) get
+``raw_output_contents`` back; requests with typed ``contents`` get typed contents. The
+message size limit is ``max_request_bytes`` (grpcio answers RESOURCE_EXHAUSTED above
+it). Errors abort with the ServingError's gRPC code; 503s add a ``retry-after`` trailer.
+Liveness and readiness RPCs skip auth, like the REST health endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from kubeserve_runtime.auth import TokenAuth
+from kubeserve_runtime.codec import array_to_raw, check_shape, raw_to_array
+from kubeserve_runtime.dataplane import DataPlane
+from kubeserve_runtime.datatypes import numpy_dtype
+from kubeserve_runtime.errors import InferenceFailed, InvalidInput, ServingError
+from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2 as pb
+from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2_grpc as pb_grpc
+from kubeserve_runtime.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
+from kubeserve_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PROTOCOL = "grpc"
+
+CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP16": "fp32_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def _parameters(params: Any) -> dict[str, Any]:
+    """Return a protobuf parameter map as a plain dict."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        which = value.WhichOneof("parameter_choice")
+        if which is not None:
+            out[key] = getattr(value, which)
+    return out
+
+
+def decode_request(request: Any) -> InferRequest:
+    """Decode a ModelInferRequest into an InferRequest."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(
+            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send one per input"
+        )
+    tensors = []
+    for index, item in enumerate(request.inputs):
+        name, datatype = item.name, item.datatype
+        shape = check_shape(name, list(item.shape))
+        dtype = numpy_dtype(datatype)
+        if raw:
+            data = raw_to_array(name, raw[index], datatype, shape)
+        else:
+            values = getattr(item.contents, CONTENTS_FIELD[datatype])
+            if datatype == "BYTES":
+                data = np.empty(len(values), dtype=object)
+                data[:] = list(values)
+            else:
+                data = np.asarray(values, dtype=dtype)
+            if data.size != int(np.prod(shape)):
+                raise InvalidInput(f"input {name!r}: {data.size} values do not fit shape {shape}")
+            data = data.reshape(shape)
+        tensors.append(Tensor(name, datatype, data, _parameters(item.parameters)))
+    outputs = [RequestedOutput(o.name, _parameters(o.parameters)) for o in request.outputs]
+    return InferRequest(
+        inputs=tensors,
+        id=request.id,
+        parameters=_parameters(request.parameters),
+        outputs=outputs or None,
+    )
+
+
+def encode_response(response: InferResponse, raw: bool) -> Any:
+    """Encode an InferResponse as a ModelInferResponse (raw or typed contents)."""
+    message = pb.ModelInferResponse(
+        model_name=response.model_name,
+        model_version=response.model_version or "",
+        id=response.id,
+    )
+    for tensor in response.outputs:
+        out = message.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        if raw:
+            message.raw_output_contents.append(array_to_raw(tensor.data, tensor.datatype))
+        else:
+            values = tensor.data.ravel()
+            contents = getattr(out.contents, CONTENTS_FIELD[tensor.datatype])
+            contents.extend(list(values) if tensor.datatype == "BYTES" else values.tolist())
+    return message
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """Implements GRPCInferenceService on a DataPlane."""
+
+    def __init__(self, plane: DataPlane, auth: TokenAuth | None) -> None:
+        self._plane = plane
+        self._auth = auth
+        self._inflight = plane.metrics.inflight(PROTOCOL)
+
+    async def _call(
+        self, context: Any, method: str, run: Callable[[], Awaitable[T]], counted: bool = True
+    ) -> T:
+        """Run one RPC with auth, metrics, access log and error mapping."""
+        plane = self._plane
+        started = perf_counter()
+        self._inflight.inc()
+        error: ServingError | None = None
+        try:
+            if counted and self._auth is not None:
+                metadata = dict(context.invocation_metadata() or ())
+                self._auth.check(metadata.get("authorization"))
+            return await run()
+        except ServingError as exc:
+            error = exc
+        except Exception:
+            log.exception("unhandled error in gRPC %s", method)
+            error = InferenceFailed("internal server error")
+        finally:
+            self._inflight.dec()
+            status = error.status_code if error else 200
+            elapsed = perf_counter() - started
+            if counted:
+                plane.metrics.observe_request(PROTOCOL, status, elapsed)
+            if plane.log.sampled(status) and (counted or error is not None):
+                plane.log.access(
+                    {
+                        "method": method,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "protocol": PROTOCOL,
+                        "model": plane.name,
+                        "client": context.peer(),
+                    }
+                )
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            context.set_trailing_metadata((("retry-after", str(retry_after)),))
+        await context.abort(grpc.StatusCode[error.grpc_code], error.message)
+        raise error  # abort raises; this line only tells type checkers so
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        """Liveness (no auth)."""
+
+        async def run() -> Any:
+            return pb.ServerLiveResponse(live=True)
+
+        return await self._call(context, "ServerLive", run, counted=False)
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        """Readiness (no auth)."""
+
+        async def run() -> Any:
+            return pb.ServerReadyResponse(ready=self._plane.ready)
+
+        return await self._call(context, "ServerReady", run, counted=False)
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        """Model readiness."""
+
+        async def run() -> Any:
+            ready = self._plane.model_ready(request.name, request.version or None)
+            return pb.ModelReadyResponse(ready=ready)
+
+        return await self._call(context, "ModelReady", run)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        """Server metadata."""
+
+        async def run() -> Any:
+            return pb.ServerMetadataResponse(**self._plane.server_metadata())
+
+        return await self._call(context, "ServerMetadata", run)
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        """Model metadata."""
+
+        async def run() -> Any:
+            meta = self._plane.model_metadata(request.name, request.version or None)
+            tensor = pb.ModelMetadataResponse.TensorMetadata
+            return pb.ModelMetadataResponse(
+                name=meta["name"],
+                versions=meta["versions"],
+                platform=meta["platform"],
+                inputs=[tensor(**t) for t in meta["inputs"]],
+                outputs=[tensor(**t) for t in meta["outputs"]],
+            )
+
+        return await self._call(context, "ModelMetadata", run)
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        """Inference."""
+
+        async def run() -> Any:
+            version = request.model_version or None
+            self._plane.resolve(request.model_name, version)
+            decoded = decode_request(request)
+            result = await self._plane.infer(request.model_name, version, decoded)
+            return encode_response(result, raw=bool(request.raw_input_contents))
+
+        return await self._call(context, "ModelInfer", run)
+
+
+async def start_grpc_server(
+    plane: DataPlane, auth: TokenAuth | None, settings: RuntimeSettings
+) -> Any:
+    """Start the gRPC server on ``settings.grpc_port`` and return it."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", -1),
+        ]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, auth), server)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    server.add_insecure_port(f"{host}:{settings.grpc_port}")
+    await server.start()
+    return server

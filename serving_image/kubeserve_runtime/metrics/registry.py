@@ -1,0 +1,121 @@
+"""The runtime's metric families.
+
+Label values for the served model are fixed at start, so the hot path touches
+pre-bound children (a dict lookup keyed by protocol and status), never
+``labels(...)`` with its lock and tuple building. ``status`` is the HTTP status code
+for REST and the HTTP equivalent of the gRPC code for gRPC, so one query covers both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class RuntimeMetrics:
+    """Counters, histograms and gauges for one served model."""
+
+    def __init__(self, registry: CollectorRegistry, model: str, version: str) -> None:
+        self.registry = registry
+        self._model = model
+        self._version = version
+        base = ["model", "version"]
+        self._requests = Counter(
+            "kubeserve_requests",
+            "Inference and metadata requests by protocol and status code.",
+            [*base, "protocol", "status"],
+            registry=registry,
+        )
+        self._total = Histogram(
+            "kubeserve_request_duration_seconds",
+            "Time from request received to response ready.",
+            [*base, "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.queue = Histogram(
+            "kubeserve_queue_duration_seconds",
+            "Time a request waited before its model call started.",
+            base,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(model, version)
+        self.inference = Histogram(
+            "kubeserve_inference_duration_seconds",
+            "Duration of one model call (a whole batch when batching).",
+            base,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(model, version)
+        self.batch_size = Histogram(
+            "kubeserve_batch_size",
+            "Rows per model call.",
+            base,
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        ).labels(model, version)
+        self._inflight = Gauge(
+            "kubeserve_inflight_requests",
+            "Requests being handled right now.",
+            [*base, "protocol"],
+            registry=registry,
+        )
+        self._load = Gauge(
+            "kubeserve_model_load_seconds",
+            "Seconds it took to load the model.",
+            [*base, "format"],
+            registry=registry,
+        )
+        self._request_children: dict[tuple[str, int], Any] = {}
+        self._total_children: dict[str, Any] = {}
+        self._inflight_children: dict[str, Any] = {}
+
+    def observe_request(self, protocol: str, status: int, seconds: float) -> None:
+        """Count one finished request and its total latency."""
+        key = (protocol, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._requests.labels(self._model, self._version, protocol, str(status))
+            self._request_children[key] = child
+        child.inc()
+        total = self._total_children.get(protocol)
+        if total is None:
+            total = self._total.labels(self._model, self._version, protocol)
+            self._total_children[protocol] = total
+        total.observe(seconds)
+
+    def inflight(self, protocol: str) -> Any:
+        """Return the in-flight gauge child for a protocol."""
+        child = self._inflight_children.get(protocol)
+        if child is None:
+            child = self._inflight.labels(self._model, self._version, protocol)
+            self._inflight_children[protocol] = child
+        return child
+
+    def observe_batch(self, rows: int, seconds: float) -> None:
+        """Record one model call: its rows and duration (called from worker threads)."""
+        self.batch_size.observe(rows)
+        self.inference.observe(seconds)
+
+    def model_loaded(self, fmt: str, seconds: float) -> None:
+        """Record how long loading the model took."""
+        self._load.labels(self._model, self._version, fmt).set(seconds)

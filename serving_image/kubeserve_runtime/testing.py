@@ -1,0 +1,154 @@
+"""Run a real ``kubeserve-runtime serve`` process for tests and benchmarks.
+
+``RuntimeProcess`` picks free loopback ports, starts the server as a subprocess (the
+same entry point the image runs), waits until ``/v2/health/ready`` answers 200 and stops
+it with SIGTERM. Its log goes to a file so a chatty server never blocks on a pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RuntimeProcess:
+    """A serving runtime subprocess on loopback with free ports."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        model_name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        grpc: bool = True,
+    ) -> None:
+        self.http_port = free_port()
+        self.grpc_port = free_port() if grpc else 0
+        self.metrics_port = free_port()
+        self.model_name = model_name
+        self.argv = [
+            sys.executable,
+            "-m",
+            "kubeserve_runtime.cli",
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--model-name",
+            model_name,
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            *args,
+        ]
+        self.env = {**os.environ, **(env or {})}
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
+            prefix="kubeserve-runtime-", suffix=".log"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the REST port."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        """host:port of the gRPC port."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """URL of the metrics endpoint."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+
+    def start(self, wait_ready: bool = True, timeout: float = 60.0) -> Self:
+        """Start the process and (by default) wait until it is ready."""
+        self.process = subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env
+        )
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Poll readiness until 200; raise with the log if the process dies or times out."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"runtime exited with {self.process.returncode}:\n{self.log}"
+                    )
+                try:
+                    if client.get(f"{self.url}/v2/health/ready").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        raise TimeoutError(f"runtime not ready after {timeout}s:\n{self.log}")
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send a signal to the process."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM the process, wait for it and return its exit status."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def close(self) -> None:
+        """Stop the process and delete its log."""
+        self.stop()
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
