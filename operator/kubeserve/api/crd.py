@@ -70,7 +70,7 @@ def openapi_schema() -> JsonObject:
         "description": "Kind is a string value representing the REST resource this "
         "object represents.",
     }
-    props["metadata"] = {"type": "object", "description": "Standard object metadata."}
+    props["metadata"] = {"type": "object"}  # the API server allows nothing else here
     schema["required"] = ["spec"]
     return schema
 

@@ -56,12 +56,15 @@ def test_schema_is_structural() -> None:
 
 
 def test_every_field_has_a_description() -> None:
-    """Each property (they become `kubectl explain` text) is described."""
+    """Each property (they become `kubectl explain` text) is described.
+
+    Root metadata is the exception: the API server refuses anything but its type there.
+    """
     missing = [
         f"{path}.{name}"
         for path, node in nodes(openapi_schema())
         for name, child in node.get("properties", {}).items()
-        if not child.get("description")
+        if not child.get("description") and f"{path}.{name}" != ".metadata"
     ]
     assert missing == []
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from kubeserve.api.v1alpha1 import InferenceService, InferenceServiceStatus
@@ -25,69 +27,12 @@ def minimal() -> dict[str, Any]:
     }
 
 
+FULL = Path(__file__).resolve().parents[1] / "golden" / "inputs" / "full.yaml"
+
+
 def full() -> dict[str, Any]:
     """Return an InferenceService that uses every spec field."""
-    obj = minimal()
-    obj["spec"] = {
-        "predictor": {
-            "model": {
-                "modelFormat": {"name": "onnx", "version": "17"},
-                "storageUri": "s3://models/iris/v2",
-                "storageSecretRef": {"name": "s3-creds"},
-                "protocolVersion": "v1",
-                "runtimeVersion": "0.1.0",
-                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": 2}},
-                "env": [
-                    {"name": "A", "value": "1"},
-                    {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
-                ],
-            },
-            "serviceAccountName": "iris-sa",
-            "minReplicas": 2,
-            "maxReplicas": 5,
-            "scaleMetric": "rps",
-            "scaleTarget": 30,
-            "batcher": {"maxBatchSize": 16, "maxLatencyMs": 4},
-            "inputSchema": {
-                "inputs": [
-                    {"name": "x", "datatype": "FP32", "shape": [-1, 4], "min": 0, "max": 10},
-                ]
-            },
-            "nodeSelector": {"pool": "cpu"},
-            "tolerations": [{"key": "ml", "operator": "Exists", "effect": "NoSchedule"}],
-        },
-        "rollout": {
-            "steps": [10, 25, 50],
-            "interval": "1m30s",
-            "analysis": {
-                "maxErrorRate": 0.02,
-                "maxLatencyP99Ms": 250,
-                "minRequests": 50,
-                "failureThreshold": 3,
-                "query": "sum(rate(x[1m]))",
-                "queryMax": 1.5,
-            },
-            "historyLimit": 5,
-        },
-        "variants": [
-            {
-                "name": "b",
-                "weight": 20,
-                "match": {"headers": {"x-model-variant": "b"}},
-                "predictor": {
-                    "containers": [{"image": "example.org/custom:1", "args": ["--port=8080"]}]
-                },
-            },
-            {
-                "name": "shadow",
-                "predictor": {
-                    "model": {"modelFormat": {"name": "xgboost"}, "storageUri": "pvc://models/x"}
-                },
-            },
-        ],
-        "mirror": {"variant": "shadow", "percent": 10},
-        "auth": {"secretRef": {"name": "iris-tokens"}},
-    }
+    obj: dict[str, Any] = yaml.safe_load(FULL.read_text())
     return obj
 
 
