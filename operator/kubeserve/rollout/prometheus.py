@@ -1,0 +1,143 @@
+"""Canary analysis through Prometheus' HTTP API (`GET /api/v1/query`).
+
+Used when the operator has a Prometheus URL. The default queries select the canary's
+series by the labels the runtime itself puts on them (`model` = InferenceService name,
+`version` = revision) plus `namespace`, which every Kubernetes scrape configuration
+(PodMonitor, ServiceMonitor, the annotation-based `kubernetes-pods` job) attaches. They
+run over the whole current analysis window (`MetricsRequest.window_seconds`):
+
+- requests: ``sum(increase(kubeserve_requests_total{sel}[W]))``
+- errors:   the same with ``status=~"5.."``
+- p99:      ``histogram_quantile(0.99, sum by (le) (rate(..._bucket{sel}[W])))``
+
+The optional custom query (`analysis.query`) has its `{namespace}`, `{name}` and
+`{revision}` placeholders replaced (literally; PromQL's own braces are left alone) and
+must return one value; the check fails when that value is greater than `queryMax`, or
+when it returns nothing. Any error of Prometheus or of the connection makes the reading
+:class:`MetricsUnavailable` (a failed check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import httpx
+
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable
+from kubeserve.rollout.decision import MetricsRequest
+
+REQUESTS = "kubeserve_requests_total"
+DURATION_BUCKET = "kubeserve_request_duration_seconds_bucket"
+
+
+class PrometheusError(Exception):
+    """Prometheus refused a query or answered with something unusable."""
+
+
+def _quote(value: str) -> str:
+    """A PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def selector(namespace: str, name: str, revision: str) -> str:
+    """Label matchers of one revision's series (without braces)."""
+    return f"namespace={_quote(namespace)},model={_quote(name)},version={_quote(revision)}"
+
+
+def default_queries(
+    namespace: str, name: str, revision: str, window_seconds: float
+) -> dict[str, str]:
+    """The requests, errors and p99 queries for one revision over the window."""
+    sel = selector(namespace, name, revision)
+    window = f"{max(1, math.ceil(window_seconds))}s"
+    return {
+        "requests": f"sum(increase({REQUESTS}{{{sel}}}[{window}]))",
+        "errors": f'sum(increase({REQUESTS}{{{sel},status=~"5.."}}[{window}]))',
+        "p99": (
+            f"histogram_quantile(0.99, sum by (le) (rate({DURATION_BUCKET}{{{sel}}}[{window}])))"
+        ),
+    }
+
+
+def render_custom(query: str, namespace: str, name: str, revision: str) -> str:
+    """Replace the documented placeholders of a custom query."""
+    for key, value in (("namespace", namespace), ("name", name), ("revision", revision)):
+        query = query.replace("{" + key + "}", value)
+    return query
+
+
+class PrometheusClient:
+    """A small client of the instant-query endpoint."""
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient, *, timeout: float = 5.0) -> None:
+        self.url = base_url.rstrip("/") + "/api/v1/query"
+        self.client = client
+        self.timeout = timeout
+
+    async def query(self, promql: str) -> float | None:
+        """Run an instant query; return its single value, or None when it has no (finite) value."""
+        response = await self.client.get(self.url, params={"query": promql}, timeout=self.timeout)
+        try:
+            body: Any = response.json()
+        except ValueError as exc:
+            raise PrometheusError(
+                f"HTTP {response.status_code} from {self.url} is not JSON"
+            ) from exc
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else None
+            kind = body.get("errorType") if isinstance(body, dict) else None
+            raise PrometheusError(
+                f"query {promql!r} failed (HTTP {response.status_code}): "
+                f"{kind or 'error'}: {error or response.text[:200]}"
+            )
+        data = body.get("data") or {}
+        kind, result = data.get("resultType"), data.get("result")
+        value: Any
+        if kind == "scalar":
+            value = result
+        elif kind == "vector":
+            if not result:
+                return None
+            if len(result) > 1:
+                raise PrometheusError(
+                    f"query {promql!r} returned {len(result)} series; it must return one value"
+                )
+            value = result[0].get("value") if isinstance(result[0], dict) else None
+        else:
+            raise PrometheusError(f"query {promql!r} returned a {kind}, not a single value")
+        try:
+            number = float(value[1])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise PrometheusError(f"query {promql!r} returned a malformed value {value!r}") from exc
+        return number if math.isfinite(number) else None
+
+    async def canary_metrics(
+        self, namespace: str, name: str, request: MetricsRequest
+    ) -> AnalysisMetrics | MetricsUnavailable:
+        """Requests, errors, p99 (and the custom query) of the canary over the window."""
+        queries = default_queries(namespace, name, request.revision, request.window_seconds)
+        if request.custom_query:
+            queries["custom"] = render_custom(
+                request.custom_query, namespace, name, request.revision
+            )
+        try:
+            values = dict(
+                zip(
+                    queries,
+                    await asyncio.gather(*(self.query(q) for q in queries.values())),
+                    strict=True,
+                )
+            )
+        except (httpx.HTTPError, PrometheusError) as exc:
+            return MetricsUnavailable(f"prometheus: {exc}")
+        if request.custom_query and values["custom"] is None:
+            return MetricsUnavailable(f"custom query {queries['custom']!r} returned no data")
+        p99 = values["p99"]
+        return AnalysisMetrics(
+            requests=values["requests"] or 0.0,
+            errors=values["errors"] or 0.0,
+            p99_ms=None if p99 is None else p99 * 1000.0,
+            custom=values.get("custom"),
+        )

@@ -1,0 +1,192 @@
+"""The Prometheus query client against a small real HTTP server on 127.0.0.1.
+
+The server answers `GET /api/v1/query` with Prometheus' JSON envelope; which answer it
+gives depends on the query text, and it records every query so the tests can check the
+PromQL that was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from kubeserve.config import OperatorConfig
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable
+from kubeserve.rollout.decision import MetricsRequest
+from kubeserve.rollout.metrics import read_canary_metrics
+from kubeserve.rollout.prometheus import (
+    PrometheusClient,
+    PrometheusError,
+    default_queries,
+    render_custom,
+)
+
+Answer = Callable[[str], tuple[int, Any]]
+"""query -> (HTTP status, JSON body)."""
+
+
+def vector(*values: str) -> dict[str, Any]:
+    """A success body with one sample per value."""
+    result = [{"metric": {}, "value": [1735732800.0, v]} for v in values]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+@contextmanager
+def prometheus(answer: Answer) -> Iterator[tuple[str, list[str]]]:
+    """Run a tiny Prometheus look-alike; yield its base URL and the queries it received."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            if url.path != "/prom/api/v1/query":
+                self.send_error(404)
+                return
+            query = parse_qs(url.query)["query"][0]
+            seen.append(query)
+            status, body = answer(query)
+            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep test output quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/prom/", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def canary_answer(query: str) -> tuple[int, Any]:
+    """Requests 400, errors 6, p99 0.180s, custom 0.5."""
+    if query.startswith("histogram_quantile"):
+        return 200, vector("0.18")
+    if 'status=~"5.."' in query:
+        return 200, vector("6")
+    if query.startswith("sum(increase("):
+        return 200, vector("400")
+    return 200, {"status": "success", "data": {"resultType": "scalar", "result": [0, "0.5"]}}
+
+
+REQUEST = MetricsRequest(component="predictor", revision="ab12cd34", window_seconds=90.4)
+ISVC = {"metadata": {"name": "iris", "namespace": "ml"}}
+
+
+async def no_pods(namespace: str, labels: Any) -> list[dict[str, Any]]:
+    """Pod lister that must not be used when Prometheus is configured."""
+    raise AssertionError("pods listed although Prometheus is configured")
+
+
+def read(url: str, request: MetricsRequest = REQUEST) -> AnalysisMetrics | MetricsUnavailable:
+    result = asyncio.run(
+        read_canary_metrics(ISVC, request, OperatorConfig(prometheus_url=url), list_pods=no_pods)
+    )
+    assert isinstance(result, AnalysisMetrics | MetricsUnavailable)
+    return result
+
+
+def test_default_queries_measure_the_canary_over_the_window() -> None:
+    with prometheus(canary_answer) as (url, seen):
+        result = read(url)
+    assert result == AnalysisMetrics(requests=400, errors=6, p99_ms=180.0, custom=None)
+    sel = 'namespace="ml",model="iris",version="ab12cd34"'
+    assert sorted(seen) == sorted(
+        [
+            f"sum(increase(kubeserve_requests_total{{{sel}}}[91s]))",
+            f'sum(increase(kubeserve_requests_total{{{sel},status=~"5.."}}[91s]))',
+            "histogram_quantile(0.99, sum by (le) "
+            f"(rate(kubeserve_request_duration_seconds_bucket{{{sel}}}[91s])))",
+        ]
+    )
+    assert sorted(seen) == sorted(default_queries("ml", "iris", "ab12cd34", 90.4).values())
+
+
+def test_custom_query_placeholders_and_value() -> None:
+    custom = 'avg(drift_score{namespace="{namespace}",model="{name}",version="{revision}"})'
+    request = MetricsRequest("predictor", "ab12cd34", 60, custom_query=custom)
+    with prometheus(canary_answer) as (url, seen):
+        result = read(url, request)
+    assert isinstance(result, AnalysisMetrics)
+    assert result.custom == 0.5
+    assert 'avg(drift_score{namespace="ml",model="iris",version="ab12cd34"})' in seen
+    assert render_custom('x{a="{name}"}[5m]', "ns", "n", "r") == 'x{a="n"}[5m]'
+
+
+def test_no_traffic_yet_reads_as_zero_requests() -> None:
+    def empty(query: str) -> tuple[int, Any]:
+        if query.startswith("histogram_quantile"):
+            return 200, vector("NaN")
+        return 200, vector()
+
+    with prometheus(empty) as (url, _):
+        assert read(url) == AnalysisMetrics(requests=0, errors=0, p99_ms=None)
+
+
+def test_custom_query_without_data_is_unavailable() -> None:
+    def answer(query: str) -> tuple[int, Any]:
+        return (200, vector()) if query.startswith("avg") else canary_answer(query)
+
+    request = MetricsRequest("predictor", "ab12cd34", 60, custom_query="avg(up)")
+    with prometheus(answer) as (url, _):
+        result = read(url, request)
+    assert result == MetricsUnavailable("custom query 'avg(up)' returned no data")
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (
+            (400, {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}),
+            "bad_data: parse error at char 5",
+        ),
+        ((200, vector("1", "2")), "returned 2 series; it must return one value"),
+        ((502, "<html>bad gateway</html>"), "HTTP 502"),
+        (
+            (200, {"status": "success", "data": {"resultType": "matrix", "result": []}}),
+            "returned a matrix",
+        ),
+    ],
+    ids=["refused", "many-series", "not-json", "matrix"],
+)
+def test_prometheus_errors_make_the_reading_unavailable(
+    answer: tuple[int, Any], fragment: str
+) -> None:
+    with prometheus(lambda _: answer) as (url, _):
+        result = read(url)
+    assert isinstance(result, MetricsUnavailable)
+    assert result.reason.startswith("prometheus: ")
+    assert fragment in result.reason
+
+    async def direct() -> None:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(PrometheusError, match=r"failed|series|HTTP|matrix"):
+                await PrometheusClient(url, client).query("up")
+
+    with prometheus(lambda _: answer) as (url, _):
+        asyncio.run(direct())
+
+
+def test_unreachable_prometheus_is_unavailable() -> None:
+    with prometheus(canary_answer) as (url, _):
+        pass  # server stopped: the port is closed now
+    result = read(url)
+    assert isinstance(result, MetricsUnavailable)
+    assert result.reason.startswith("prometheus: ")
