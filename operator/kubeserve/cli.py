@@ -34,8 +34,9 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
     """Return the functions that add each feature's subcommands."""
     from kubeserve import render
     from kubeserve.api import commands as api_commands
+    from kubeserve.chart import commands as chart_commands
 
-    return [api_commands.register, render.register]
+    return [api_commands.register, chart_commands.register, render.register]
 
 
 def _version(_: argparse.Namespace) -> int:
