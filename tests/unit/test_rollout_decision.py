@@ -286,7 +286,10 @@ def test_progressive_rollout_passes_every_step_then_promotes() -> None:
     d = run.step(after=30, metrics=ok())  # not due yet: the reading is not judged
     assert weights(d) == {(P, R1): 90, (P, R2): 10}
     assert d.requeue_after == 30
-    assert "next check in 30s" in cond(d, "RolloutProgressing").message
+    assert "next check at 2025-03-01T12:01:07Z" in cond(d, "RolloutProgressing").message
+    again = run.step(after=10, metrics=ok())  # an idle pass computes the same status
+    assert again.conditions == d.conditions
+    assert again.state == d.state
 
     d = run.step(after=30, metrics=ok())
     # 25% needs ceil(2*.25)=1 replica, which the canary already has: traffic moves now.

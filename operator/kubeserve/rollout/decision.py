@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from kubeserve.plan import (
@@ -469,13 +469,13 @@ class _Decider:
                 return False  # manual canary without analysis: nothing to check
             if due_in > 0:
                 self._requeue(due_in)
-                self._note(f"next step in {due_in:.0f}s")
+                self._note(f"next step at {_clock(started, interval)}")
                 return False
             verdict = Verdict(Outcome.PASS, [], f"{interval:.0f}s elapsed")
         else:
             if due_in > 0:
                 self._requeue(due_in)
-                self._note(f"next check in {due_in:.0f}s")
+                self._note(f"next check at {_clock(started, interval)}")
                 return False
             reading = self.observed.canary_metrics
             if reading is None:
@@ -812,6 +812,11 @@ class _Decider:
             succeeded,
             not_rolled_back,
         )
+
+
+def _clock(start: datetime, seconds: float) -> str:
+    """RFC 3339 time `seconds` after `start` (absolute, so idle passes write nothing new)."""
+    return (start + timedelta(seconds=seconds)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _counters(baseline: Mapping[str, PodCounters]) -> Snapshot:
