@@ -29,6 +29,7 @@ lint: setup
 
 ## test: lint, type-check, then the whole pytest suite (cluster tests included)
 test: lint
+	$(BIN)/kubeserve cluster build
 	$(BIN)/pytest
 
 ## bench: side-by-side benchmarks; JSON and PNG land in bench/results/

@@ -35,8 +35,14 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
     from kubeserve import render
     from kubeserve.api import commands as api_commands
     from kubeserve.chart import commands as chart_commands
+    from kubeserve.devcluster import cli as devcluster_cli
 
-    return [api_commands.register, chart_commands.register, render.register]
+    return [
+        api_commands.register,
+        chart_commands.register,
+        devcluster_cli.register,
+        render.register,
+    ]
 
 
 def _version(_: argparse.Namespace) -> int:

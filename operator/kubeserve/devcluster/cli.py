@@ -1,0 +1,124 @@
+"""``kubeserve cluster build|up|down|status|env``: the local control plane from a shell.
+
+Thin argparse handlers over :mod:`~kubeserve.devcluster.build` and
+:mod:`~kubeserve.devcluster.controlplane`; every failure they know about becomes one
+readable line on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubeserve.devcluster import build, controlplane, versions
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``cluster`` command and its subcommands."""
+    cluster = sub.add_parser(
+        "cluster",
+        help="build and run a local Kubernetes control plane (etcd, API server, KWOK)",
+        description="A real control plane on 127.0.0.1, built once from the Go module proxy.",
+    )
+    cluster.set_defaults(handler=lambda _: _usage(cluster))
+    commands = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    commands.add_parser("build", help="build every pinned component into the cache").set_defaults(
+        handler=_guard(_build)
+    )
+    start = commands.add_parser("up", help="start the control plane and print KUBECONFIG")
+    start.add_argument(
+        "--crds",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="folder of CRD YAML to install (repeatable; default: the repository's crds/)",
+    )
+    start.set_defaults(handler=_guard(_up))
+    commands.add_parser(
+        "down", help="stop every process `up` started and delete its state"
+    ).set_defaults(handler=_guard(_down))
+    commands.add_parser("status", help="report each component's health endpoint").set_defaults(
+        handler=_guard(_status)
+    )
+    commands.add_parser(
+        "env", help='print PATH/KUBECONFIG exports: eval "$(kubeserve cluster env)"'
+    ).set_defaults(handler=_guard(_env))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    """Print the cluster command's help."""
+    parser.print_help()
+    return 2
+
+
+def _guard(handler: Handler) -> Handler:
+    """Turn known failures into one stderr message and exit status 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (build.BuildError, controlplane.ClusterError) as exc:
+            print(f"kubeserve cluster: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _build(_: argparse.Namespace) -> int:
+    """Build what is missing and say where it is."""
+    timings = build.build()
+    for item in versions.COMPONENTS:
+        spent = timings.get(item.key)
+        note = f"built in {spent:.0f}s" if spent is not None else "cached"
+        print(f"{item.key:32} {note:>16}  {versions.bin_dir(item)}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    """Start (or reuse) the cluster and print the KUBECONFIG export."""
+    started = time.monotonic()
+    cluster = controlplane.up()
+    print(
+        f"# control plane ready in {controlplane.elapsed(started)}: {cluster.server}",
+        file=sys.stderr,
+    )
+    print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
+    try:
+        controlplane.install_crds(cluster.kubeconfig, controlplane.repo_crd_files(args.crds))
+    except controlplane.ClusterError as exc:
+        print(f"# the cluster is up, but installing CRDs failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _down(_: argparse.Namespace) -> int:
+    """Stop the cluster and remove its state."""
+    stopped = controlplane.down()
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def _status(_: argparse.Namespace) -> int:
+    """Print one line per component, plus the log tail of any that is not ok."""
+    report = controlplane.status()
+    for item in report:
+        print(f"{item.name:24} pid {item.pid:<8} {item.state:10} {item.health}")
+        if item.log_tail:
+            print("    " + item.log_tail.replace("\n", "\n    "))
+    return 0 if all(item.ok for item in report) else 1
+
+
+def _env(_: argparse.Namespace) -> int:
+    """Print shell exports for the cached tools and, when up, the cluster's kubeconfig."""
+    dirs = ":".join(shlex.quote(str(path)) for path in build.path_dirs())
+    print(f'export PATH={dirs}:"$PATH"')
+    cluster = controlplane.Cluster.load(controlplane.state_dir())
+    if cluster is not None:
+        print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
+    return 0

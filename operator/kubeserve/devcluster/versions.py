@@ -1,0 +1,84 @@
+"""The one place that pins every upstream component of the local control plane.
+
+Each component is a Go module fetched through the Go module proxy and built here; a
+bump is a one-line edit of this file. Built artifacts are cached under
+``~/.cache/kubeserve/bin/<key>/`` where ``<key>`` is ``<component>-<version>``, so a new
+version builds into a new folder and an old cache is never mistaken for the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES = "v1.35.4"
+"""k8s.io/kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl."""
+
+ETCD = "v3.6.16"
+"""go.etcd.io/etcd/server/v3, wrapped by a two-line main calling etcdmain.Main."""
+
+KWOK = "v0.8.0"
+"""sigs.k8s.io/kwok: simulates kubelets for the fake node (pods become Running/Ready)."""
+
+HELM = "v3.19.5"
+"""helm.sh/helm/v3: lints, templates and installs the chart in tests and the demo."""
+
+GATEWAY_API = "v1.4.1"
+"""sigs.k8s.io/gateway-api: the standard-channel CRDs (HTTPRoute and friends)."""
+
+PROMETHEUS_OPERATOR = "v0.85.0"
+"""github.com/prometheus-operator/prometheus-operator: the ServiceMonitor CRD."""
+
+
+def staging_version(kubernetes: str = KUBERNETES) -> str:
+    """Return the published staging-module version (v0.Y.Z) of a Kubernetes v1.Y.Z."""
+    major, minor, patch = kubernetes.lstrip("v").split(".")
+    if major != "1":
+        raise ValueError(f"unsupported Kubernetes version {kubernetes!r}: expected v1.Y.Z")
+    return f"v0.{minor}.{patch}"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One cached build: a folder key and the files a complete build leaves in it."""
+
+    name: str
+    version: str
+    files: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """Return the cache folder name, e.g. ``kubernetes-v1.35.4``."""
+        return f"{self.name}-{self.version}"
+
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("kubernetes", KUBERNETES, KUBE_BINARIES),
+    Component("etcd", ETCD, ("etcd",)),
+    Component("kwok", KWOK, ("kwok", "stages.yaml")),
+    Component("helm", HELM, ("helm",)),
+    Component("gateway-api", GATEWAY_API, ("crds",)),
+    Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
+)
+
+
+def component(name: str) -> Component:
+    """Return the pinned component called ``name``."""
+    for item in COMPONENTS:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
+def cache_root() -> Path:
+    """Return ``$KUBESERVE_CACHE_DIR`` or ``~/.cache/kubeserve``."""
+    env = os.environ.get("KUBESERVE_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "kubeserve"
+
+
+def bin_dir(item: Component) -> Path:
+    """Return the cache folder holding one component's build."""
+    return cache_root() / "bin" / item.key
