@@ -11,6 +11,9 @@ Cluster fixtures (any test using them is marked ``cluster`` automatically):
 - ``kubectl_binary`` / ``helm_binary`` (session): the cached kubectl and helm binaries
   (built on first use; they need no cluster).
 
+When any selected test is marked ``cluster``, missing binaries are built right after
+collection (a cold build takes minutes, longer than one test's timeout allows).
+
 ``kubeserve.devcluster`` is imported inside the fixtures, so unit tests never pay for it.
 """
 
@@ -33,6 +36,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build missing control plane binaries before the first test, outside per-test timeouts."""
+    if any(item.get_closest_marker("cluster") for item in session.items):
+        from kubeserve.devcluster import build
+
+        build.ensure_built()
 
 
 @pytest.fixture(scope="session")
