@@ -175,8 +175,6 @@ class DataPlane:
         """Validate, schedule and run one inference request."""
         self.resolve(name, version)
         self._require_model()
-        if self.draining:
-            raise NotReady("the server is shutting down")
         assert self._validator is not None
         assert self._scheduler is not None
         feed = self._validator.validate(request.inputs)

@@ -2,7 +2,7 @@
 
 Every model is trained in the session (iris, a few milliseconds each) and saved the way
 a user would ship it. Servers are real ``kubeserve-runtime serve`` subprocesses on
-loopback, shared per module where the tests only read from them.
+loopback; the iris server is shared by the whole session (tests only read from it).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def sklearn_dir(tmp_path_factory: pytest.TempPathFactory, sklearn_model: Any) ->
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sklearn_server(sklearn_dir: Path) -> Iterator[RuntimeProcess]:
     """A runtime serving the iris model as 'iris', version 'v1', 64 KiB body limit."""
     with RuntimeProcess(

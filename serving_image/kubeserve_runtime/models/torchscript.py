@@ -1,6 +1,7 @@
 """TorchScript modules (``model.pt``, ``.pth``, ``.torchscript``) run on CPU.
 
-Request inputs feed the module positionally, in request order; a tensor or a tuple of
+Request inputs feed the module positionally, in request order (FP64 is narrowed
+to FP32, torch's default, so V1 JSON numbers work); a tensor or a tuple of
 tensors comes back as ``output-0``, ``output-1``, ...
 """
 
@@ -15,6 +16,13 @@ from kubeserve_runtime.errors import MissingExtraError
 from kubeserve_runtime.models.base import Feed, Model, find_file
 
 SUFFIXES = (".pt", ".pth", ".torchscript")
+
+
+def _float32(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Return a contiguous array, FP64 narrowed to torch's default FP32."""
+    if array.dtype == np.float64:
+        return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(array)
 
 
 class TorchScriptModel(Model):
@@ -40,7 +48,7 @@ class TorchScriptModel(Model):
         """Run the module on the feed's arrays in order."""
         torch = self._torch
         with torch.inference_mode():
-            args = [torch.from_numpy(np.ascontiguousarray(a)) for a in feed.values()]
+            args = [torch.from_numpy(_float32(a)) for a in feed.values()]
             result = self._module(*args)
         values = result if isinstance(result, tuple | list) else (result,)
         return {f"output-{i}": v.detach().cpu().numpy() for i, v in enumerate(values)}

@@ -127,7 +127,7 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
     v2 = _Endpoint(plane, auth, "v2")
     health = _Endpoint(plane, auth, "v2", open_=True)
     limit = max_request_bytes
-    openapi = orjson.dumps(openapi_document())
+    openapi = orjson.dumps(openapi_document(plane.name))
 
     async def live(_: Request) -> Response:
         return json_response({"live": True})

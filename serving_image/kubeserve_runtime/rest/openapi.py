@@ -39,10 +39,17 @@ def _responses(ok: str, codes: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _params(*names: str) -> list[dict[str, Any]]:
-    """Return path parameters."""
+def _params(model: str, *names: str) -> list[dict[str, Any]]:
+    """Return path parameters (``name`` carries the served model as its example)."""
     return [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            **({"example": model} if n == "name" else {}),
+        }
+        for n in names
     ]
 
 
@@ -165,8 +172,8 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """Return the OpenAPI 3.0 document of the REST API."""
+def openapi_document(model_name: str) -> dict[str, Any]:
+    """Return the OpenAPI 3.0 document of the REST API for the served model."""
     model = ("401", "404", "503")
     infer_codes = ("400", "401", "404", "413", "503")
     infer_body = {
@@ -199,34 +206,34 @@ def openapi_document() -> dict[str, Any]:
         "/v2/models/{name}": {
             "get": {
                 "summary": "Model metadata",
-                "parameters": _params("name"),
+                "parameters": _params(model_name, "name"),
                 "responses": _responses("ModelMetadata", model),
             }
         },
         "/v2/models/{name}/versions/{version}": {
             "get": {
                 "summary": "Model version metadata",
-                "parameters": _params("name", "version"),
+                "parameters": _params(model_name, "name", "version"),
                 "responses": _responses("ModelMetadata", model),
             }
         },
         "/v2/models/{name}/ready": {
             "get": {
                 "summary": "Model readiness",
-                "parameters": _params("name"),
+                "parameters": _params(model_name, "name"),
                 "responses": _responses("ModelReady", model),
             }
         },
         "/v2/models/{name}/versions/{version}/ready": {
             "get": {
                 "summary": "Model version readiness",
-                "parameters": _params("name", "version"),
+                "parameters": _params(model_name, "name", "version"),
                 "responses": _responses("ModelReady", model),
             }
         },
-        "/v2/models/{name}/infer": {"post": {**infer, "parameters": _params("name")}},
+        "/v2/models/{name}/infer": {"post": {**infer, "parameters": _params(model_name, "name")}},
         "/v2/models/{name}/versions/{version}/infer": {
-            "post": {**infer, "parameters": _params("name", "version")}
+            "post": {**infer, "parameters": _params(model_name, "name", "version")}
         },
         "/v1/models": {
             "get": {"summary": "List models (V1)", "responses": _responses("V1Models", ("401",))}
@@ -234,14 +241,14 @@ def openapi_document() -> dict[str, Any]:
         "/v1/models/{name}": {
             "get": {
                 "summary": "Model status (V1)",
-                "parameters": _params("name"),
+                "parameters": _params(model_name, "name"),
                 "responses": _responses("ModelReady", model),
             }
         },
         "/v1/models/{name}:predict": {
             "post": {
                 "summary": "Predict (KServe V1)",
-                "parameters": _params("name"),
+                "parameters": _params(model_name, "name"),
                 "requestBody": {"required": True, "content": _json(_ref("V1PredictRequest"))},
                 "responses": _responses("V1PredictResponse", infer_codes),
             }
