@@ -69,6 +69,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "load_generator": wrk_version(),
+        "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()],
     }
 
 
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    machine_before = machine_info()
     available = peers()
     from peers import ensure_venv
 
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python bench/runtime.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_info(),
+        "machine": machine_before,
+        "load_average_at_end": machine_info()["load_average_1_5_15"],
         "config": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
