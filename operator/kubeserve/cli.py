@@ -35,11 +35,13 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
     from kubeserve import render
     from kubeserve.api import commands as api_commands
     from kubeserve.chart import commands as chart_commands
+    from kubeserve.controller import run as controller_run
     from kubeserve.devcluster import cli as devcluster_cli
 
     return [
         api_commands.register,
         chart_commands.register,
+        controller_run.register,
         devcluster_cli.register,
         render.register,
     ]

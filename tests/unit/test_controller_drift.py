@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeserve.controller.drift import contains, needs_apply
+from kubeserve.controller.drift import contains, merge_patch, needs_apply, prune_none
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -82,3 +82,17 @@ def test_numbers_and_booleans() -> None:
     assert contains({"x": 1.0}, {"x": 1})
     assert not contains({"x": 1}, {"x": True})
     assert contains({"x": True}, {"x": True})
+
+
+def test_merge_patch_removes_what_is_gone_and_sends_only_changes() -> None:
+    """A status diff nulls removed keys, recurses into objects and is empty when equal."""
+    live = {"revisions": {"stable": {"hash": "a"}, "canary": {"hash": "b"}}, "url": "u", "n": 1}
+    desired = {"revisions": {"stable": {"hash": "b"}}, "url": "u", "n": 1.0}
+    assert merge_patch(live, desired) == {"revisions": {"stable": {"hash": "b"}, "canary": None}}
+    assert merge_patch(desired, desired) == {}
+    assert merge_patch({"c": [1, 2]}, {"c": [1]}) == {"c": [1]}
+
+
+def test_prune_none() -> None:
+    """None entries are dropped at every depth, list items kept."""
+    assert prune_none({"a": None, "b": {"c": None, "d": [{"e": None}]}}) == {"b": {"d": [{}]}}

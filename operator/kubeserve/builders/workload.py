@@ -1,9 +1,11 @@
 """Per-revision children: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget.
 
-Replica ownership: when a workload autoscales (max > min) an autoscaling/v2 HPA owns
-``spec.replicas`` and the Deployment we apply omits the field, so server-side apply
-never fights the HPA; otherwise the Deployment's replicas are the plan's minimum (0
-keeps a scaled-down revision around for a fast rollback). A PDB (minAvailable 1)
+Replica count: the Deployment is built with the plan's minimum (0 keeps a scaled-down
+revision around for a fast rollback). When a workload autoscales (max > min) an
+autoscaling/v2 HPA moves ``spec.replicas`` and the reconcile pass replaces the built
+value with the live one clamped to [min, max] (see
+:func:`kubeserve.controller.reconcile.keep_autoscaled_replicas`), so server-side apply
+never fights the HPA, and never drops the field (which would reset it to 1). A PDB (minAvailable 1)
 protects workloads that run more than one replica.
 """
 
@@ -43,9 +45,7 @@ def deployment(
     name = workload_name(isvc.metadata.name, workload.component, workload.revision)
     own_labels = labels(isvc.metadata.name, workload.component, workload.revision)
     auth = isvc.spec.auth.secret_ref.name if isvc.spec.auth is not None else None
-    spec: dict[str, Any] = {}
-    if not autoscaled(workload):
-        spec["replicas"] = workload.min_replicas
+    spec: dict[str, Any] = {"replicas": workload.min_replicas}
     spec.update(
         {
             "revisionHistoryLimit": 2,

@@ -40,3 +40,34 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     meta = {k: v for k, v in desired.get("metadata", {}).items() if k not in IGNORED_METADATA}
     body = {k: v for k, v in desired.items() if k not in ("metadata", "status")}
     return not (contains(live.get("metadata", {}), meta) and contains(live, body))
+
+
+def prune_none(value: Any) -> Any:
+    """`value` without the None entries of its mappings (absent and null mean the same)."""
+    if isinstance(value, Mapping):
+        return {k: prune_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_none(v) for v in value]
+    return value
+
+
+def merge_patch(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `live` into `desired`; {} when equal.
+
+    Keys of `live` missing from `desired` become null (removed); nested mappings are
+    diffed recursively; lists and scalars are replaced when they differ.
+    """
+    patch: dict[str, Any] = {key: None for key in live if key not in desired}
+    for key, want in desired.items():
+        have = live.get(key)
+        if isinstance(want, Mapping) and isinstance(have, Mapping):
+            sub = merge_patch(have, want)
+            if sub:
+                patch[key] = sub
+        elif key not in live or not _same(have, want):
+            patch[key] = want
+    return patch
+
+
+def _same(have: Any, want: Any) -> bool:
+    return contains(have, want) and contains(want, have)

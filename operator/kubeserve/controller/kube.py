@@ -60,6 +60,17 @@ class Kube:
         self._count("apply", kind)
         return await asyncio.to_thread(call)
 
+    async def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Pods matching `labels` as Kubernetes JSON (camelCase), for metrics scraping."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+        def call() -> list[dict[str, Any]]:
+            pods = self._core.list_namespaced_pod(namespace, label_selector=selector)
+            return [self._core.api_client.sanitize_for_serialization(p) for p in pods.items]
+
+        self._count("list", "Pod")
+        return await asyncio.to_thread(call)
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete one object; a missing object is not an error."""
 
@@ -72,20 +83,23 @@ class Kube:
         self._count("delete", kind)
         await asyncio.to_thread(call)
 
-    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the status subresource of an InferenceService."""
+    async def patch_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource of an InferenceService; return the result."""
 
-        def call() -> None:
+        def call() -> dict[str, Any]:
             resource = self._resource(f"{GROUP}/{VERSION}", KIND)
-            resource.status.patch(
+            result = resource.status.patch(
                 body={"status": dict(status)},
                 name=name,
                 namespace=namespace,
                 content_type="application/merge-patch+json",
             )
+            return dict(result.to_dict())
 
         self._count("patch", f"{KIND}/status")
-        await asyncio.to_thread(call)
+        return await asyncio.to_thread(call)
 
     async def event(self, owner: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event about `owner` (what the operator did, or why not)."""

@@ -213,10 +213,10 @@ def test_runtime_pod_configuration() -> None:
 
 
 def test_replicas_hpa_and_pdb() -> None:
-    """Autoscaled workloads leave replicas to the HPA and get a PDB when min > 1."""
+    """Deployments start at the plan's minimum; autoscaled ones get an HPA, a PDB when min > 1."""
     children = build("fraud-canary-gateway")
     deployments = by_kind(children, "Deployment")
-    assert "replicas" not in deployments["fraud-predictor-aaaa1111"]["spec"]
+    assert deployments["fraud-predictor-aaaa1111"]["spec"]["replicas"] == 2
     assert deployments["fraud-predictor-bbbb2222"]["spec"]["replicas"] == 1
     hpas = by_kind(children, "HorizontalPodAutoscaler")
     assert list(hpas) == ["fraud-predictor-aaaa1111"]

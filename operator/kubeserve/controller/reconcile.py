@@ -1,0 +1,227 @@
+"""One reconcile pass: decide -> build -> apply what differs -> prune -> one status patch.
+
+The pass is idempotent: run twice on an unchanged cluster, the second run computes the
+same children and the same status and sends no request at all. Live objects come from
+the kopf indices (see :mod:`.handlers`); only owned children are ever pruned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeserve.config import OperatorConfig
+from kubeserve.controller.drift import merge_patch, needs_apply, prune_none
+from kubeserve.controller.kube import Kube
+from kubeserve.controller.metrics import OperatorMetrics
+from kubeserve.controller.state import Controller
+from kubeserve.controller.status import desired_status
+from kubeserve.controller.workqueue import Key
+from kubeserve.rollout.decision import (
+    MetricsRequest,
+    Observed,
+    Reading,
+    RolloutSettings,
+    WorkloadKey,
+    WorkloadObservation,
+    decide,
+    metrics_request,
+)
+from kubeserve.rollout.state import RolloutState
+
+logger = logging.getLogger(__name__)
+
+COMPONENT_LABEL = "serving.kubeserve.io/variant"
+REVISION_LABEL = "serving.kubeserve.io/revision"
+
+ObjectKey = tuple[str, str, str]
+"""(apiVersion, kind, name) of a child in the InferenceService's namespace."""
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware."""
+    return dt.datetime.now(dt.UTC)
+
+
+def object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    """Identity of a child object."""
+    return (str(obj["apiVersion"]), str(obj["kind"]), str(obj["metadata"]["name"]))
+
+
+def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """Whether `obj` has a controller owner reference to the object with `uid`."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+def observe_workloads(
+    children: Iterable[Mapping[str, Any]],
+) -> dict[WorkloadKey, WorkloadObservation]:
+    """Readiness of each owned Deployment, keyed by (component, revision)."""
+    found: dict[WorkloadKey, WorkloadObservation] = {}
+    for obj in children:
+        if obj.get("kind") != "Deployment":
+            continue
+        labels = obj["metadata"].get("labels") or {}
+        key = (labels.get(COMPONENT_LABEL, ""), labels.get(REVISION_LABEL, ""))
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        wanted = int(spec.get("replicas", 1))
+        ready_replicas = int(status.get("readyReplicas") or 0)
+        available = int(status.get("availableReplicas") or 0)
+        rolled_out = (
+            int(status.get("observedGeneration") or 0)
+            >= int(obj["metadata"].get("generation") or 0)
+            and int(status.get("updatedReplicas") or 0) >= wanted
+        )
+        found[key] = WorkloadObservation(
+            ready=rolled_out and available >= wanted, ready_replicas=ready_replicas
+        )
+    return found
+
+
+def keep_autoscaled_replicas(
+    desired: list[dict[str, Any]], live: Mapping[ObjectKey, Mapping[str, Any]]
+) -> None:
+    """Give HPA-managed Deployments the live replica count, clamped to the HPA's bounds."""
+    bounds = {
+        o["spec"]["scaleTargetRef"]["name"]: (o["spec"]["minReplicas"], o["spec"]["maxReplicas"])
+        for o in desired
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
+    for obj in desired:
+        name = obj["metadata"]["name"]
+        if obj["kind"] != "Deployment" or name not in bounds:
+            continue
+        low, high = bounds[name]
+        current = (live.get(object_key(obj)) or {}).get("spec", {}).get("replicas")
+        obj["spec"]["replicas"] = low if current is None else max(low, min(high, int(current)))
+
+
+Builder = Callable[[Mapping[str, Any], Any, OperatorConfig], list[dict[str, Any]]]
+MetricsReader = Callable[[Mapping[str, Any], Any, list[dict[str, Any]]], Any]
+
+
+@dataclass
+class Reconciler:
+    """Holds the collaborators of the reconcile pass."""
+
+    kube: Kube
+    config: OperatorConfig
+    metrics: OperatorMetrics
+    clock: Callable[[], dt.datetime] = utcnow
+    settings: RolloutSettings = field(default_factory=RolloutSettings)
+    _writes: dict[tuple[str, ObjectKey], tuple[str | None, dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    """Read-your-writes: (namespace, object) -> (resourceVersion our write replaced, what
+    we wrote). The watch-fed indices lag behind our own writes; until the index shows a
+    newer version, the pass uses what it wrote, so it neither repeats writes nor events."""
+
+    def _fresh(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj` from the index, or our newer write of it while the index is stale."""
+        wkey = (namespace, object_key(obj))
+        written = self._writes.get(wkey)
+        if written is None:
+            return obj
+        if obj["metadata"].get("resourceVersion") == written[0]:
+            return written[1]
+        del self._writes[wkey]
+        return obj
+
+    def _remember(
+        self, namespace: str, before: Mapping[str, Any] | None, after: dict[str, Any]
+    ) -> None:
+        """Record a write so the next pass does not act on the stale index entry."""
+        rv = None if before is None else before.get("metadata", {}).get("resourceVersion")
+        self._writes[(namespace, object_key(after))] = (rv, after)
+
+    async def reconcile(self, controller: Controller, key: Key) -> float | None:
+        """Reconcile one InferenceService; return seconds until the next timed pass."""
+        isvc = controller.isvc(key)
+        self.metrics.managed.set(controller.managed_count())
+        if isvc is None:
+            return None
+        started = time.perf_counter()
+        try:
+            delay = await self._pass(isvc, controller.children(key))
+        except Exception as exc:
+            self.metrics.reconciles.labels(result="error").inc()
+            self.metrics.errors.labels(error=type(exc).__name__).inc()
+            raise
+        finally:
+            self.metrics.duration.observe(time.perf_counter() - started)
+        self.metrics.reconciles.labels(result="success").inc()
+        timer = self.config.reconcile_interval_seconds
+        return timer if delay is None else min(delay, timer)
+
+    async def _pass(self, isvc: dict[str, Any], children: list[dict[str, Any]]) -> float | None:
+        meta = isvc["metadata"]
+        namespace, name = str(meta["namespace"]), str(meta["name"])
+        isvc = self._fresh(namespace, isvc)
+        owned = [self._fresh(namespace, c) for c in children if owned_by(c, str(meta["uid"]))]
+        for (ns, okey), (stale, obj) in list(self._writes.items()):
+            if (
+                ns == namespace
+                and stale is None
+                and okey[1] != "InferenceService"
+                and (owned_by(obj, str(meta["uid"])) and okey not in {object_key(c) for c in owned})
+            ):
+                owned.append(obj)
+        now = self.clock()
+        state = RolloutState.from_status(isvc.get("status"))
+        workloads = observe_workloads(owned)
+        request = metrics_request(isvc["spec"], state, now)
+        reading = await self._read_metrics(isvc, request, owned) if request else None
+        decision = decide(isvc["spec"], state, Observed(workloads, reading), now, self.settings)
+
+        from kubeserve.builders import RouteUnsupported, build_children
+
+        route_error: str | None = None
+        try:
+            desired = build_children(isvc, decision.plan, decision.predictors, self.config)
+        except RouteUnsupported as exc:
+            route_error = str(exc)
+            desired = build_children(
+                isvc, decision.plan, decision.predictors, self.config, routes=False
+            )
+        live = {object_key(c): c for c in owned}
+        keep_autoscaled_replicas(desired, live)
+        for obj in desired:
+            if needs_apply(obj, live.get(object_key(obj))):
+                verb = "Updated" if object_key(obj) in live else "Created"
+                before = live.get(object_key(obj))
+                self._remember(namespace, before, await self.kube.apply(obj))
+                logger.info("%s %s %s/%s", verb, obj["kind"], namespace, obj["metadata"]["name"])
+        wanted = {object_key(o) for o in desired}
+        for okey in sorted(live):
+            if okey not in wanted:
+                await self.kube.delete(okey[0], okey[1], namespace, okey[2])
+                self._writes.pop((namespace, okey), None)
+                logger.info("Deleted %s %s/%s (no longer desired)", okey[1], namespace, okey[2])
+
+        url = (
+            None
+            if self.config.ingress_mode == "none"
+            else (f"{self.config.url_scheme}://{self.config.host(name, namespace)}")
+        )
+        status = desired_status(isvc, decision, workloads, url, route_error, now)
+        patch = merge_patch(isvc.get("status") or {}, prune_none(status))
+        if patch:
+            self._remember(namespace, isvc, await self.kube.patch_status(namespace, name, patch))
+        for event in decision.events:
+            await self.kube.event(isvc, event.type, event.reason, event.message)
+            logger.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+        return decision.requeue_after
+
+    async def _read_metrics(
+        self, isvc: Mapping[str, Any], request: MetricsRequest, owned: list[dict[str, Any]]
+    ) -> Reading:
+        """Canary metrics for the analysis (Prometheus, or the canary pods' /metrics)."""
+        from kubeserve.rollout.metrics import read_canary_metrics
+
+        return await read_canary_metrics(isvc, request, self.config, list_pods=self.kube.list_pods)

@@ -1,0 +1,123 @@
+"""``kubeserve run``: start the operator (kopf underneath) with metrics and a liveness probe.
+
+Credentials come from the in-cluster ServiceAccount, else from KUBECONFIG (or
+``--kubeconfig``), so the same command runs in a pod and on a laptop against the local
+control plane. kopf is configured to observe only: no peering objects, no CRD scans,
+no annotations on the user's objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import kopf
+    from kubernetes import client
+
+logger = logging.getLogger("kubeserve")
+
+
+def api_client(kubeconfig: str | None) -> client.ApiClient:
+    """An ApiClient from the ServiceAccount in a pod, else from a kubeconfig file."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube_config.load_incluster_config()
+        return client.ApiClient()
+    return kube_config.new_client_from_config(config_file=kubeconfig)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` subcommand."""
+    parser = sub.add_parser("run", help="run the operator (watches InferenceServices)")
+    parser.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then KUBECONFIG)"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="port of /metrics (default from config)"
+    )
+    parser.add_argument(
+        "--health-port", type=int, default=None, help="port of the kopf liveness probe /healthz"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the operator until interrupted."""
+    import kopf
+    from prometheus_client import start_http_server
+
+    from kubeserve.config import OperatorConfig
+    from kubeserve.controller import handlers
+    from kubeserve.controller.kube import Kube
+    from kubeserve.controller.metrics import OperatorMetrics
+    from kubeserve.controller.reconcile import Reconciler
+    from kubeserve.controller.state import Controller
+
+    settings = OperatorConfig()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    metrics = OperatorMetrics()
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    health_port = args.health_port if args.health_port is not None else settings.health_port
+    start_http_server(metrics_port, addr=settings.bind_address, registry=metrics.registry)
+    kube = Kube(api_client(args.kubeconfig), metrics)
+    reconciler = Reconciler(kube=kube, config=settings, metrics=metrics)
+    controller = Controller(reconcile=reconciler.reconcile)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, controller)
+    _configure(registry, args.kubeconfig)
+    logger.info("kubeserve operator starting (metrics :%d, health :%d)", metrics_port, health_port)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=not args.namespace,
+            namespaces=list(args.namespace),
+            liveness_endpoint=f"http://{settings.bind_address}:{health_port}/healthz",
+            standalone=True,
+        )
+    )
+    return 0
+
+
+def _configure(registry: kopf.OperatorRegistry, kubeconfig: str | None) -> None:
+    """Login and settings handlers: observe-only, standalone, quiet."""
+    import kopf
+
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if kubeconfig is not None:
+            os.environ["KUBECONFIG"] = kubeconfig
+        return (
+            kopf.login_with_kubeconfig(**kwargs)
+            if not os.environ.get("KUBERNETES_SERVICE_HOST") or kubeconfig
+            else kopf.login_with_service_account(**kwargs)
+        )
+
+    kopf.on.login(registry=registry)(login)
+
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.scanning.disabled = True
+        settings.peering.standalone = True
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+
+    kopf.on.startup(registry=registry)(functools.partial(startup))

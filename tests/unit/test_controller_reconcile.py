@@ -1,0 +1,72 @@
+"""Pure parts of the reconcile pass: replica ownership with an HPA, workload readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeserve.controller.reconcile import keep_autoscaled_replicas, object_key, observe_workloads
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    """A built Deployment."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    }
+
+
+def hpa(target: str, low: int, high: int) -> dict[str, Any]:
+    """A built HPA scaling `target`."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": target},
+        "spec": {"scaleTargetRef": {"name": target}, "minReplicas": low, "maxReplicas": high},
+    }
+
+
+def test_autoscaled_deployments_keep_the_hpa_value_within_bounds() -> None:
+    """The HPA's choice is kept (no fight), clamped when the bounds moved; new ones start at min."""
+    desired = [
+        deployment("a", 2),
+        hpa("a", 2, 6),
+        deployment("b", 2),
+        hpa("b", 2, 3),
+        deployment("c", 2),
+        hpa("c", 2, 6),
+        deployment("fixed", 1),
+    ]
+    live = {
+        object_key(deployment("a", 5)): deployment("a", 5),
+        object_key(deployment("b", 5)): deployment("b", 5),
+        object_key(deployment("fixed", 4)): deployment("fixed", 4),
+    }
+    keep_autoscaled_replicas(desired, live)
+    replicas = {
+        o["metadata"]["name"]: o["spec"]["replicas"] for o in desired if o["kind"] == "Deployment"
+    }
+    assert replicas == {"a": 5, "b": 3, "c": 2, "fixed": 1}
+
+
+def test_observe_workloads_needs_a_finished_rollout() -> None:
+    """Ready means: the controller saw this generation and enough replicas are available."""
+    labels = {"serving.kubeserve.io/variant": "predictor", "serving.kubeserve.io/revision": "r1"}
+    live: dict[str, Any] = {
+        "kind": "Deployment",
+        "metadata": {"name": "x", "labels": labels, "generation": 2},
+        "spec": {"replicas": 2},
+        "status": {
+            "observedGeneration": 1,
+            "updatedReplicas": 2,
+            "availableReplicas": 2,
+            "readyReplicas": 2,
+        },
+    }
+    seen = observe_workloads([live])
+    assert not seen[("predictor", "r1")].ready
+    live["status"]["observedGeneration"] = 2
+    seen = observe_workloads([live])
+    assert seen[("predictor", "r1")].ready
+    assert seen[("predictor", "r1")].ready_replicas == 2
