@@ -8,6 +8,8 @@ Cluster fixtures (any test using them is marked ``cluster`` automatically):
   is set for the session so in-process clients (kopf, kubernetes) find it too.
 - ``api_client`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
 - ``namespace`` (function): a fresh namespace per test, deleted afterwards.
+- ``operator_factory`` / ``operator`` (function): ``kubeserve run`` subprocesses watching
+  only the test's namespace (see ``kubeserve.controller.process``).
 - ``kubectl_binary`` / ``helm_binary`` (session): the cached kubectl and helm binaries
   (built on first use; they need no cluster).
 
@@ -19,7 +21,7 @@ collection (a cold build takes minutes, longer than one test's timeout allows).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +30,9 @@ import pytest
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-CLUSTER_FIXTURES = frozenset({"kubeconfig", "api_client", "namespace"})
+    from kubeserve.controller.process import OperatorProcess
+
+CLUSTER_FIXTURES = frozenset({"kubeconfig", "api_client", "namespace", "operator_factory"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -99,3 +103,37 @@ def helm_binary() -> Path:
 
     build.ensure_built()
     return build.binary("helm")
+
+
+@pytest.fixture
+def operator_factory(
+    kubeconfig: Path, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Yield a factory of ``kubeserve run`` processes scoped to the test's namespace.
+
+    Each call starts a fresh operator (``env`` adds operator settings); all of them are
+    stopped after the test, and their logs are printed when the test fails.
+    """
+    from kubeserve.controller.process import OperatorProcess
+
+    started: list[OperatorProcess] = []
+
+    def start(env: dict[str, str] | None = None) -> OperatorProcess:
+        settings = {"KUBESERVE_OPERATOR_INGRESS_MODE": "gateway", **(env or {})}
+        log = tmp_path / f"operator-{len(started)}.log"
+        proc = OperatorProcess(kubeconfig, log, namespaces=[namespace], env=settings)
+        started.append(proc)
+        return proc.start()
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+            print(f"--- {proc.log_path.name}\n{proc.log()[-4000:]}")
+
+
+@pytest.fixture
+def operator(operator_factory: Callable[..., OperatorProcess]) -> OperatorProcess:
+    """A running operator watching the test's namespace."""
+    return operator_factory()
