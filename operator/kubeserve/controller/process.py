@@ -91,6 +91,23 @@ class OperatorProcess:
             self._proc.kill()
             self._proc.wait()
 
+    @property
+    def pid(self) -> int | None:
+        """Process id while running."""
+        return None if self._proc is None else self._proc.pid
+
+    def peak_rss_bytes(self) -> int | None:
+        """Peak resident memory of the process so far (Linux VmHWM), if readable."""
+        if self.pid is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
     def log(self) -> str:
         """Everything the operator logged so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
