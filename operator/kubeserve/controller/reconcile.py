@@ -133,6 +133,14 @@ class Reconciler:
         del self._writes[wkey]
         return obj
 
+    def _forget(self, key: Key) -> None:
+        """Drop remembered writes of a deleted InferenceService and its children."""
+        namespace, name = key
+        for wkey in [k for k in self._writes if k[0] == namespace]:
+            obj_name = wkey[1][2]
+            if obj_name == name or obj_name.startswith(f"{name}-"):
+                del self._writes[wkey]
+
     def _remember(
         self, namespace: str, before: Mapping[str, Any] | None, after: dict[str, Any]
     ) -> None:
@@ -145,6 +153,7 @@ class Reconciler:
         isvc = controller.isvc(key)
         self.metrics.managed.set(controller.managed_count())
         if isvc is None:
+            self._forget(key)
             return None
         started = time.perf_counter()
         try:
