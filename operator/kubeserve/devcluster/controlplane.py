@@ -37,7 +37,8 @@ from tenacity import (
 from kubeserve.devcluster import build, certs, kubeconfig, ports, processes
 from kubeserve.devcluster.processes import Process
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"
+"""Room for thousands of Services (the operator makes two per InferenceService)."""
 POD_CIDR = "10.244.0.1/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 NODE_NAME = "kwok-node-0"
@@ -404,12 +405,14 @@ def running(root: Path) -> Cluster | None:
     return cluster
 
 
-def up(root: Path | None = None) -> Cluster:
+def up(root: Path | None = None, *, usual_ports: bool = True) -> Cluster:
     """Start the control plane in ``root`` (reusing a healthy one there) and return it.
 
     The third-party CRDs (Gateway API, ServiceMonitor) are installed; the project's own
     CRDs are installed separately by the caller with :func:`install_crds`, so a broken
     CRD under development is reported as such instead of failing the whole start.
+    ``usual_ports=False`` takes ephemeral ports only (test sessions running side by side
+    would otherwise race for the same well-known ones).
     """
     root = root or state_dir()
     existing = running(root)
@@ -421,7 +424,8 @@ def up(root: Path | None = None) -> Cluster:
     layout.root.mkdir(parents=True, exist_ok=True)
     pki = certs.generate()
     _write_pki(layout, pki)
-    cluster = Cluster(root, ports.pick_ports())
+    preferred = ports.DEFAULT_PORTS if usual_ports else dict.fromkeys(ports.DEFAULT_PORTS, 0)
+    cluster = Cluster(root, ports.pick_ports(preferred))
     _write_kubeconfigs(layout, pki, cluster.server)
     host, p = ports.HOST, cluster.ports
     try:

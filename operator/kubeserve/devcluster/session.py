@@ -55,7 +55,7 @@ def existing_kubeconfig() -> Path | None:
 def cluster(workdir: Path, crd_dirs: list[Path] | None = None) -> Iterator[Path]:
     """Yield a kubeconfig for a ready cluster with every CRD installed; stop what we started."""
     reused = existing_kubeconfig()
-    started = None if reused is not None else controlplane.up(workdir)
+    started = None if reused is not None else controlplane.up(workdir, usual_ports=False)
     path = reused if reused is not None else controlplane.Layout(workdir).kubeconfig
     try:
         files = controlplane.repo_crd_files(crd_dirs)
