@@ -70,3 +70,15 @@ def test_observe_workloads_needs_a_finished_rollout() -> None:
     seen = observe_workloads([live])
     assert seen[("predictor", "r1")].ready
     assert seen[("predictor", "r1")].ready_replicas == 2
+
+
+def test_failure_message_prefers_the_api_servers_words() -> None:
+    """An API error shows its status and message; anything else its type and first line."""
+    from kubernetes.client.exceptions import ApiException
+
+    from kubeserve.controller.reconcile import failure_message
+
+    api = ApiException(status=500, reason="Internal Server Error")
+    api.body = '{"kind":"Status","message":"failed to allocate a serviceIP: range is full"}'
+    assert failure_message(api) == "500 failed to allocate a serviceIP: range is full"
+    assert failure_message(ValueError("bad\nsecond line")) == "ValueError: bad"

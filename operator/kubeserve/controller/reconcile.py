@@ -8,6 +8,7 @@ the kopf indices (see :mod:`.handlers`); only owned children are ever pruned.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,9 +20,10 @@ from kubeserve.controller.drift import merge_patch, needs_apply, prune_none
 from kubeserve.controller.kube import Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.state import Controller
-from kubeserve.controller.status import desired_status
+from kubeserve.controller.status import desired_status, merge_conditions
 from kubeserve.controller.workqueue import Key
 from kubeserve.rollout.decision import (
+    Condition,
     MetricsRequest,
     Observed,
     Reading,
@@ -82,6 +84,19 @@ def observe_workloads(
             ready=rolled_out and available >= wanted, ready_replicas=ready_replicas
         )
     return found
+
+
+def failure_message(exc: Exception) -> str:
+    """A one-line cause for a status message; the API server's own message when it has one."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, str | bytes):
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict) and decoded.get("message"):
+            return f"{getattr(exc, 'status', '')} {decoded['message']}".strip()[:1024]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:1024]
 
 
 def keep_autoscaled_replicas(
@@ -161,6 +176,7 @@ class Reconciler:
         except Exception as exc:
             self.metrics.reconciles.labels(result="error").inc()
             self.metrics.errors.labels(error=type(exc).__name__).inc()
+            await self._report_failure(isvc, exc)
             raise
         finally:
             self.metrics.duration.observe(time.perf_counter() - started)
@@ -226,6 +242,24 @@ class Reconciler:
             await self.kube.event(isvc, event.type, event.reason, event.message)
             logger.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
         return decision.requeue_after
+
+    async def _report_failure(self, isvc: dict[str, Any], exc: Exception) -> None:
+        """Show a failed pass on the object: Ready=False, reason ReconcileError, the cause."""
+        namespace, name = str(isvc["metadata"]["namespace"]), str(isvc["metadata"]["name"])
+        isvc = self._fresh(namespace, isvc)
+        live = (isvc.get("status") or {}).get("conditions") or []
+        failed = Condition("Ready", "False", "ReconcileError", failure_message(exc))
+        others = [c for c in live if c.get("type") != "Ready"]
+        merged = merge_conditions(live, [failed], isvc["metadata"].get("generation"), self.clock())
+        conditions = sorted([*others, *merged], key=lambda c: str(c.get("type")))
+        if conditions == live:
+            return
+        try:
+            result = await self.kube.patch_status(namespace, name, {"conditions": conditions})
+        except Exception:
+            logger.warning("Could not report the failure on %s/%s", namespace, name, exc_info=True)
+            return
+        self._remember(namespace, isvc, result)
 
     async def _read_metrics(
         self, isvc: Mapping[str, Any], request: MetricsRequest, owned: list[dict[str, Any]]
