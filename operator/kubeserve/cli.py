@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Return the functions that add each feature's subcommands."""
-    from kubeserve import render
+    from kubeserve import local, render
     from kubeserve.api import commands as api_commands
     from kubeserve.chart import commands as chart_commands
     from kubeserve.controller import run as controller_run
@@ -43,6 +43,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
         chart_commands.register,
         controller_run.register,
         devcluster_cli.register,
+        local.register,
         render.register,
     ]
 

@@ -1,0 +1,189 @@
+"""``kubeserve local`` as a user runs it: a real subprocess, a real model, real requests.
+
+The iris example's model is trained by the example's own make_model.py into a temporary
+folder and handed over as a ``file://`` URI, so the storage-initializer path (download)
+runs too. Ports are free ones (``--port 0``).
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from kubeserve.rollout.revision import revision_hash
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+SERVING = re.compile(r"serving (\S+) at (http://\S+)")
+
+
+class LocalProcess:
+    """A ``kubeserve local`` subprocess whose stdout is read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kubeserve.cli", "local", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        """Copy stdout lines into the queue."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def urls(self, count: int, timeout: float = 90.0) -> dict[str, str]:
+        """Wait for `count` "serving COMPONENT at URL" lines; return {component: url}."""
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError("\n".join(self.output)) from None
+            self.output.append(line)
+            if match := SERVING.search(line):
+                found[match.group(1)] = match.group(2)
+        return found
+
+    def stop(self) -> int:
+        """SIGTERM and wait; return the exit status and keep the rest of the output."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(60)
+        self.reader.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        return code
+
+
+@pytest.fixture(scope="module")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The iris example's model, made by its make_model.py."""
+    out = tmp_path_factory.mktemp("iris") / "model"
+    script = EXAMPLES / "01-sklearn-iris" / "make_model.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True)
+    return out
+
+
+@pytest.fixture
+def local_iris(iris_model: Path) -> Iterator[LocalProcess]:
+    """`kubeserve local` on the iris example, fed the model through a file:// URI."""
+    proc = LocalProcess(
+        "-f",
+        str(EXAMPLES / "01-sklearn-iris" / "isvc.yaml"),
+        "--model-uri",
+        iris_model.as_uri(),
+        "--port",
+        "0",
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.mark.slow
+def test_local_serves_the_iris_example_over_v1_and_v2(local_iris: LocalProcess) -> None:
+    """Both protocols answer with real predictions; the version is the operator's revision."""
+    url = local_iris.urls(1)["predictor"]
+    with httpx.Client(base_url=url, timeout=10) as client:
+        v1 = client.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+        assert v1.status_code == 200, v1.text
+        assert v1.json() == {"predictions": [0]}
+        v2 = client.post(
+            "/v2/models/iris/infer",
+            json={
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [1, 4],
+                        "datatype": "FP64",
+                        "data": [6.7, 3.0, 5.2, 2.3],
+                    }
+                ]
+            },
+        )
+        assert v2.status_code == 200, v2.text
+        body = v2.json()
+    assert body["outputs"][0]["data"] == [2]
+    isvc = yaml.safe_load((EXAMPLES / "01-sklearn-iris" / "isvc.yaml").read_text())
+    assert body["model_version"] == revision_hash(isvc["spec"]["predictor"])
+    assert local_iris.stop() == 0
+    output = "\n".join(local_iris.output)
+    assert f"curl -s {url}/v1/models/iris:predict" in output
+    assert output.endswith("kubeserve local: stopped")
+
+
+@pytest.mark.slow
+def test_local_runs_each_ab_variant_as_its_own_process(tmp_path: Path) -> None:
+    """Example 05: the main predictor and variant b serve their own models side by side."""
+    out = tmp_path / "model"
+    script = EXAMPLES / "05-ab-header" / "make_model.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True)
+    proc = LocalProcess(
+        "-f",
+        str(EXAMPLES / "05-ab-header" / "isvc.yaml"),
+        "--model-dir",
+        str(out / "a"),
+        "--model-dir",
+        f"b={out / 'b'}",
+        "--port",
+        "0",
+    )
+    try:
+        urls = proc.urls(2)
+        spec = yaml.safe_load((EXAMPLES / "05-ab-header" / "isvc.yaml").read_text())["spec"]
+        expected = {
+            "predictor": revision_hash(spec["predictor"]),
+            "b": revision_hash(spec["variants"][0]["predictor"]),
+        }
+        for component, revision in expected.items():
+            reply = httpx.post(
+                f"{urls[component]}/v2/models/iris-ab/infer",
+                json={
+                    "inputs": [
+                        {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [1] * 4}
+                    ]
+                },
+                timeout=10,
+            )
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["model_version"] == revision
+    finally:
+        assert proc.stop() == 0
+
+
+def test_local_refuses_an_invalid_file_with_the_reason(tmp_path: Path) -> None:
+    """A spec the API server would refuse is refused here too, naming the field."""
+    bad = tmp_path / "bad.yaml"
+    text = (EXAMPLES / "01-sklearn-iris" / "isvc.yaml").read_text()
+    bad.write_text(text.replace("minReplicas: 1", "minReplicas: 5"))
+    result = subprocess.run(
+        [sys.executable, "-m", "kubeserve.cli", "local", "-f", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "kubeserve local: error:" in result.stderr
+    assert "minReplicas" in result.stderr
