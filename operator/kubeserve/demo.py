@@ -1,15 +1,44 @@
-"""The demo behind ``make demo``: runs, for real, every piece that exists so far.
+"""The demo behind ``make demo``: the first example, in a cluster and on this machine.
 
-Each step prints what it is about to do and what came of it, so a newcomer can follow
-along and reproduce any step by hand.
+Steps, each announced before it runs and reproducible by hand:
+
+1. a control plane: ``$KUBECONFIG`` when it reaches a cluster (used as is, e.g. by the
+   tests), else the local one of ``kubeserve cluster up`` (reused when running; the
+   first build compiles it from source, about 11 minutes);
+2. the CRDs from crds/, a namespace (``KUBESERVE_DEMO_NAMESPACE``, default
+   ``kubeserve-demo``) and the operator (``kubeserve run`` in the background, log in a file);
+3. the iris model (examples/01-sklearn-iris/make_model.py);
+4. ``kubectl apply`` of examples/01-sklearn-iris/isvc.yaml, printing ``kubectl get isvc``
+   each time the object changes until it is Ready (KWOK simulates the node, so pods
+   turn Running without running the container);
+5. the same example with ``kubeserve local`` (model given as a ``file://`` URI, fetched
+   like the init container does) and one V1 and one V2 prediction, answers printed.
+
+The demo stops the operator and the local runtime itself and ends by printing how to
+stop the control plane. ``KUBESERVE_DEMO_WORKDIR`` moves the model and logs (default:
+the example's model/ folder and ~/.cache/kubeserve/demo).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
-from kubeserve import __version__
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "01-sklearn-iris"
+ISVC_NAME = "iris"
+SPECIES = ("setosa", "versicolor", "virginica")
+"""Class names of the iris data set, in label order."""
+FLOWER = [5.1, 3.5, 1.4, 0.2]
+"""Sepal/petal length and width (cm) of the first iris in the data set (a setosa)."""
+READY_TIMEOUT = 180.0
 
 
 def step(title: str) -> None:
@@ -17,21 +46,241 @@ def step(title: str) -> None:
     print(f"\n==> {title}", flush=True)
 
 
+def show(command: list[str]) -> None:
+    """Print a command as the user would type it."""
+    print(f"$ {shlex.join(command)}", flush=True)
+
+
+def indent(text: str) -> None:
+    """Print command output, indented."""
+    for line in text.rstrip().splitlines():
+        print(f"    {line}", flush=True)
+
+
+def cli_path(name: str) -> str:
+    """How to call one of our console scripts: the venv's, relative to the cwd when inside."""
+    path = Path(sys.executable).parent / name
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class Demo:
+    """Runs the steps; remembers what it started so it can stop it."""
+
+    def __init__(self) -> None:
+        workdir = os.environ.get("KUBESERVE_DEMO_WORKDIR")
+        base = Path(workdir) if workdir else Path.home() / ".cache" / "kubeserve" / "demo"
+        self.logs = base
+        self.model_dir = base / "model" if workdir else EXAMPLE / "model"
+        self.namespace = os.environ.get("KUBESERVE_DEMO_NAMESPACE", "kubeserve-demo")
+        self.kubeconfig = Path()
+        self.external = False
+        self.kubectl = ""
+
+    def cluster(self) -> None:
+        """Use $KUBECONFIG's cluster or start (or reuse) the local control plane."""
+        from kubeserve.devcluster import build, controlplane, session
+
+        existing = session.existing_kubeconfig()
+        if existing is not None:
+            step(f"using the cluster of KUBECONFIG={existing}")
+            self.kubeconfig, self.external = existing, True
+        else:
+            step("starting the local control plane (kubeserve cluster up)")
+            missing = build.missing()
+            if missing:
+                names = ", ".join(item.key for item in missing)
+                print(
+                    f"building from source with Go, once: {names}\n"
+                    "a cold build takes about 11 minutes on 2 cores; later runs start in seconds",
+                    flush=True,
+                )
+                build.ensure_built(log=lambda line: print(f"    {line}", flush=True))
+            started = time.monotonic()
+            cluster = controlplane.up()
+            self.kubeconfig = cluster.kubeconfig
+            print(
+                f"control plane ready in {controlplane.elapsed(started)} at {cluster.server}\n"
+                f"export KUBECONFIG={shlex.quote(str(self.kubeconfig))}",
+                flush=True,
+            )
+        self.kubectl = str(build.binary("kubectl"))
+        step("installing the InferenceService CRD (crds/)")
+        files = controlplane.repo_crd_files()
+        show(["kubectl", "apply", "--server-side", *[a for f in files for a in ("-f", str(f))]])
+        controlplane.install_crds(self.kubeconfig, files)
+        print("    CRD established", flush=True)
+
+    def run_kubectl(self, *args: str, stdin: str | None = None, echo: bool = True) -> str:
+        """Run the built kubectl against the demo cluster; print the command and its output."""
+        from kubeserve.devcluster.controlplane import kubectl
+
+        if echo:
+            show(["kubectl", *args])
+        out = kubectl(self.kubeconfig, *args, stdin=stdin)
+        if echo:
+            indent(out)
+        return out
+
+    def namespace_up(self) -> None:
+        """Create the demo namespace when missing."""
+        import yaml
+
+        manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        self.run_kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+
+    def make_model(self) -> None:
+        """Train the iris model with the example's script."""
+        step("training the iris model (examples/01-sklearn-iris/make_model.py)")
+        command = [sys.executable, str(EXAMPLE / "make_model.py"), "--out", str(self.model_dir)]
+        show(["python", *command[1:]])
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        indent(result.stdout)
+
+    def apply_and_wait(self) -> None:
+        """Apply the example and print `kubectl get isvc` at each change until Ready."""
+        from kubernetes import config
+
+        from kubeserve.controller.watching import is_ready, wait_isvc
+
+        step("applying examples/01-sklearn-iris/isvc.yaml")
+        self.run_kubectl("apply", "-n", self.namespace, "-f", str(EXAMPLE / "isvc.yaml"))
+        step(f"waiting for READY (kubectl get isvc -n {self.namespace} --watch)")
+        last = ""
+
+        def changed(obj: dict[str, Any]) -> bool:
+            nonlocal last
+            table = self.run_kubectl("get", "isvc", ISVC_NAME, "-n", self.namespace, echo=False)
+            if table != last:
+                indent(table if not last else table.splitlines()[-1])
+                last = table
+            return is_ready(obj)
+
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        try:
+            wait_isvc(api, self.namespace, ISVC_NAME, changed, "Ready", timeout=READY_TIMEOUT)
+        finally:
+            api.close()
+        step("what the operator created")
+        self.run_kubectl(
+            "get",
+            "deployments,services,hpa,httproutes",
+            "-n",
+            self.namespace,
+            "-l",
+            f"serving.kubeserve.io/inferenceservice={ISVC_NAME}",
+        )
+        print(
+            "    (KWOK simulates the node: pods report Running without running the container,\n"
+            "     so next the same predictor runs for real on this machine)",
+            flush=True,
+        )
+
+    def local_prediction(self) -> None:
+        """Run the example with `kubeserve local` and send one V1 and one V2 prediction."""
+        import httpx
+
+        from kubeserve.local import LocalProcess
+
+        step("running the same InferenceService on this machine (kubeserve local)")
+        args = [
+            "-f",
+            str(EXAMPLE / "isvc.yaml"),
+            "--model-uri",
+            self.model_dir.resolve().as_uri(),
+            "--port",
+            "8080" if _free(8080, 8081, 8082) else "0",
+        ]
+        show(["kubeserve", "local", *args])
+        local = LocalProcess(*args, echo=lambda line: print(f"    {line}", flush=True))
+        try:
+            url = local.urls(1)["predictor"]
+            step("asking the model about one flower")
+            v1_body = {"instances": [FLOWER]}
+            show(["curl", "-s", f"{url}/v1/models/{ISVC_NAME}:predict", "-d", json.dumps(v1_body)])
+            v1 = httpx.post(f"{url}/v1/models/{ISVC_NAME}:predict", json=v1_body, timeout=10)
+            v1.raise_for_status()
+            indent(v1.text)
+            label = int(v1.json()["predictions"][0])
+            print(f"    prediction: class {label} = {SPECIES[label]}", flush=True)
+            v2_body = {
+                "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": FLOWER}]
+            }
+            show(["curl", "-s", f"{url}/v2/models/{ISVC_NAME}/infer", "-d", json.dumps(v2_body)])
+            v2 = httpx.post(f"{url}/v2/models/{ISVC_NAME}/infer", json=v2_body, timeout=10)
+            v2.raise_for_status()
+            indent(v2.text)
+        finally:
+            step("stopping kubeserve local")
+            local.stop()
+
+    def farewell(self) -> None:
+        """Say what is still running and how to stop it."""
+        step("done")
+        print("The operator and the local runtime are stopped.", flush=True)
+        if self.external:
+            print(
+                f"Your cluster (KUBECONFIG={self.kubeconfig}) was left running. To remove the "
+                f"demo's objects:\n  kubectl delete namespace {self.namespace}",
+                flush=True,
+            )
+            return
+        print(
+            "The control plane keeps running, with the InferenceService in it. Look around:\n"
+            f'  eval "$({cli_path("kubeserve")} cluster env)"\n'
+            f"  kubectl get isvc -n {self.namespace}\n"
+            "Stop everything:\n"
+            f"  {cli_path('kubeserve')} cluster down",
+            flush=True,
+        )
+
+
+def _free(*ports: int) -> bool:
+    """Whether every port is free on 127.0.0.1."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def main() -> int:
     """Run the demo and return its exit status."""
-    step("kubeserve is installed in .venv")
-    print(f"kubeserve {__version__} ({sys.executable})")
-    step("the operator and runtime command lines answer")
-    for cmd in (["kubeserve", "--version"], ["kubeserve-runtime", "--version"]):
-        out = subprocess.run(
-            [sys.executable, "-m", f"{cmd[0].replace('-', '_')}.cli", *cmd[1:]],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        print(f"$ {' '.join(cmd)}\n{out.stdout.strip()}")
-    step("done")
-    print("Nothing was left running.")
+    from kubeserve.controller.process import OperatorProcess
+
+    demo = Demo()
+    demo.logs.mkdir(parents=True, exist_ok=True)
+    operator: OperatorProcess | None = None
+    try:
+        demo.cluster()
+        step(f"starting the operator for namespace {demo.namespace} (kubeserve run)")
+        demo.namespace_up()
+        log = demo.logs / "operator.log"
+        operator = OperatorProcess(demo.kubeconfig, log, namespaces=[demo.namespace])
+        show(["kubeserve", "run", "--namespace", demo.namespace])
+        operator.start()
+        print(f"    operator healthy (pid {operator.pid}); log: {log}", flush=True)
+        demo.make_model()
+        demo.apply_and_wait()
+        demo.local_prediction()
+    except KeyboardInterrupt:
+        print("\ninterrupted", flush=True)
+        return 130
+    except Exception as exc:
+        print(f"\ndemo failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        if operator is not None:
+            print(f"operator log: {operator.log_path}", file=sys.stderr, flush=True)
+        if not demo.external:
+            print(f"stop the control plane: {cli_path('kubeserve')} cluster down", file=sys.stderr)
+        return 1
+    finally:
+        if operator is not None:
+            operator.stop()
+    demo.farewell()
     return 0
 
 

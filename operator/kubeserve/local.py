@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import queue
 import re
 import shlex
 import signal
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -56,6 +57,10 @@ READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 40.0
 """Longer than the runtime's 30 s drain of in-flight requests."""
 _COMPONENT_PREFIX = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(.+)$")
+SERVING_LINE = re.compile(r"serving (\S+) at (http://\S+)")
+"""The line `kubeserve local` prints per ready component; LocalProcess parses it."""
+READY_END = "Ctrl-C stops everything."
+"""The last line of the ready message."""
 
 
 class LocalError(RuntimeError):
@@ -524,4 +529,77 @@ def _print_ready(name: str, running: Sequence[Running]) -> None:
     for item in running:
         for line in sample_requests(item.url, item.predictor.model_name, item.metadata):
             print(f"  {line}", flush=True)
-    print("Ctrl-C stops everything.", flush=True)
+    print(READY_END, flush=True)
+
+
+class LocalProcess:
+    """``kubeserve local`` as a subprocess (the demo, tests): its stdout read line by line.
+
+    Each line is kept in ``output`` and passed to ``echo`` as it arrives; ``urls`` waits
+    for the "serving COMPONENT at URL" lines; ``stop`` sends SIGTERM and waits.
+    """
+
+    def __init__(self, *args: str, echo: Callable[[str], None] | None = None) -> None:
+        self.output: list[str] = []
+        self._echo = echo
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kubeserve.cli", "local", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        """Copy stdout lines into the queue; None marks the end."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _take(self, timeout: float) -> str | None:
+        """The next line (recorded and echoed); None at the end of the output."""
+        line = self._lines.get(timeout=timeout)
+        if line is not None:
+            self.output.append(line)
+            if self._echo is not None:
+                self._echo(line)
+        return line
+
+    def urls(self, count: int, timeout: float = READY_TIMEOUT) -> dict[str, str]:
+        """Wait for the ready message naming `count` components; return {component: URL}."""
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        line: str | None = ""
+        while len(found) < count or line != READY_END:
+            try:
+                line = self._take(max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"kubeserve local not ready after {timeout:.0f}s:\n" + "\n".join(self.output)
+                ) from None
+            if line is None:
+                raise LocalError(
+                    f"kubeserve local exited with {self.process.wait()}:\n" + "\n".join(self.output)
+                )
+            if match := SERVING_LINE.search(line):
+                found[match.group(1)] = match.group(2)
+        return found
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, wait, collect the rest of the output; return the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._reader.join(10)
+        while not self._lines.empty():
+            self._take(0)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code

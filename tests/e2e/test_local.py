@@ -7,13 +7,8 @@ runs too. Ports are free ones (``--port 0``).
 
 from __future__ import annotations
 
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,59 +16,11 @@ import httpx
 import pytest
 import yaml
 
+from kubeserve.local import LocalProcess
 from kubeserve.rollout.revision import revision_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-SERVING = re.compile(r"serving (\S+) at (http://\S+)")
-
-
-class LocalProcess:
-    """A ``kubeserve local`` subprocess whose stdout is read line by line."""
-
-    def __init__(self, *args: str) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kubeserve.cli", "local", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        """Copy stdout lines into the queue."""
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def urls(self, count: int, timeout: float = 90.0) -> dict[str, str]:
-        """Wait for `count` "serving COMPONENT at URL" lines; return {component: url}."""
-        found: dict[str, str] = {}
-        deadline = time.monotonic() + timeout
-        while len(found) < count:
-            try:
-                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError("\n".join(self.output)) from None
-            self.output.append(line)
-            if match := SERVING.search(line):
-                found[match.group(1)] = match.group(2)
-        return found
-
-    def stop(self) -> int:
-        """SIGTERM and wait; return the exit status and keep the rest of the output."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(60)
-        self.reader.join(10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        while not self.lines.empty():
-            self.output.append(self.lines.get())
-        return code
 
 
 @pytest.fixture(scope="module")
