@@ -82,3 +82,24 @@ def test_failure_message_prefers_the_api_servers_words() -> None:
     api.body = '{"kind":"Status","message":"failed to allocate a serviceIP: range is full"}'
     assert failure_message(api) == "500 failed to allocate a serviceIP: range is full"
     assert failure_message(ValueError("bad\nsecond line")) == "ValueError: bad"
+
+
+def test_unwanted_children_spare_the_last_routes_when_routes_are_unsupported() -> None:
+    """After a RouteUnsupported, live route objects stay (traffic keeps flowing)."""
+    from kubeserve.controller.reconcile import unwanted
+
+    def child(kind: str, name: str, component: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": component}},
+        }
+
+    kept, old = (
+        child("Deployment", "iris-predictor-a", "predictor"),
+        child("Deployment", "iris-predictor-old", "predictor"),
+    )
+    ingress, service = child("Ingress", "iris", "router"), child("Service", "iris", "router")
+    live = {object_key(o): o for o in (kept, old, ingress, service)}
+    assert unwanted(live, [kept]) == sorted(object_key(o) for o in (old, ingress, service))
+    assert unwanted(live, [kept], keep_routes=True) == [object_key(old)]

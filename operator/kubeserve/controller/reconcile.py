@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeserve.builders.meta import ROUTE_COMPONENT
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.drift import merge_patch, needs_apply, prune_none
 from kubeserve.controller.kube import Kube
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 COMPONENT_LABEL = "serving.kubeserve.io/variant"
 REVISION_LABEL = "serving.kubeserve.io/revision"
+COMPONENT_NAME_LABEL = "app.kubernetes.io/component"
 
 ObjectKey = tuple[str, str, str]
 """(apiVersion, kind, name) of a child in the InferenceService's namespace."""
@@ -115,6 +117,31 @@ def keep_autoscaled_replicas(
         low, high = bounds[name]
         current = (live.get(object_key(obj)) or {}).get("spec", {}).get("replicas")
         obj["spec"]["replicas"] = low if current is None else max(low, min(high, int(current)))
+
+
+def unwanted(
+    live: Mapping[ObjectKey, Mapping[str, Any]],
+    desired: Iterable[Mapping[str, Any]],
+    *,
+    keep_routes: bool = False,
+) -> list[ObjectKey]:
+    """Owned children to prune, sorted; `keep_routes` spares the live route objects.
+
+    After a RouteUnsupported the builders leave the routes out; the last routes that
+    worked keep serving (RoutesReady=False explains why they are not updated) instead
+    of being deleted, which would cut all traffic.
+    """
+    wanted = {object_key(o) for o in desired}
+    return [
+        okey
+        for okey in sorted(live)
+        if okey not in wanted
+        and not (
+            keep_routes
+            and (live[okey].get("metadata", {}).get("labels") or {}).get(COMPONENT_NAME_LABEL)
+            == ROUTE_COMPONENT
+        )
+    ]
 
 
 Builder = Callable[[Mapping[str, Any], Any, OperatorConfig], list[dict[str, Any]]]
@@ -222,12 +249,10 @@ class Reconciler:
                 before = live.get(object_key(obj))
                 self._remember(namespace, before, await self.kube.apply(obj))
                 logger.info("%s %s %s/%s", verb, obj["kind"], namespace, obj["metadata"]["name"])
-        wanted = {object_key(o) for o in desired}
-        for okey in sorted(live):
-            if okey not in wanted:
-                await self.kube.delete(okey[0], okey[1], namespace, okey[2])
-                self._writes.pop((namespace, okey), None)
-                logger.info("Deleted %s %s/%s (no longer desired)", okey[1], namespace, okey[2])
+        for okey in unwanted(live, desired, keep_routes=route_error is not None):
+            await self.kube.delete(okey[0], okey[1], namespace, okey[2])
+            self._writes.pop((namespace, okey), None)
+            logger.info("Deleted %s %s/%s (no longer desired)", okey[1], namespace, okey[2])
 
         url = (
             None
