@@ -86,7 +86,8 @@ class Demo:
         existing = session.existing_kubeconfig()
         if existing is not None:
             step(f"using the cluster of KUBECONFIG={existing}")
-            self.kubeconfig, self.external = existing, True
+            local = controlplane.Layout(controlplane.state_dir()).kubeconfig
+            self.kubeconfig, self.external = existing, existing.resolve() != local.resolve()
         else:
             step("starting the local control plane (kubeserve cluster up)")
             missing = build.missing()
