@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	# each example folder on its own: their make_model.py files share one module name
-	for example in examples/*/; do $(BIN)/mypy "$$example"; done
+	for example in examples/*/; do $(BIN)/mypy "$$example"*.py; done
 
 ## test: lint, type-check, then the whole pytest suite (cluster tests included)
 test: lint
