@@ -8,6 +8,8 @@ missing optional extra only matters to the subcommand that needs it.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -30,22 +32,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    """Return the functions that add each feature's subcommands."""
-    from kubeserve import local, render
-    from kubeserve.api import commands as api_commands
-    from kubeserve.chart import commands as chart_commands
-    from kubeserve.controller import run as controller_run
-    from kubeserve.devcluster import cli as devcluster_cli
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-    return [
-        api_commands.register,
-        chart_commands.register,
-        controller_run.register,
-        devcluster_cli.register,
-        local.register,
-        render.register,
-    ]
+FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("kubeserve.api.commands", "operator", ("crds",)),
+    ("kubeserve.chart.commands", "dev", ("manifests",)),
+    ("kubeserve.controller.run", "operator", ("run",)),
+    ("kubeserve.devcluster.cli", "dev", ("cluster",)),
+    ("kubeserve.local", "runtime", ("local",)),
+    ("kubeserve.render", "operator", ("render",)),
+)
+"""(module with a `register` function, the extra it needs, the subcommands it adds)."""
+
+
+def _registrars() -> list[Registrar]:
+    """Return the functions that add each feature's subcommands.
+
+    A feature whose optional dependencies are not installed (the operator image has no
+    `dev` extra, for one) still lists its subcommands; running one says what to install.
+    """
+    found: list[Registrar] = []
+    for module, extra, names in FEATURES:
+        try:
+            found.append(importlib.import_module(module).register)
+        except ImportError as exc:
+            found.append(functools.partial(_unavailable, names, extra, exc))
+    return found
+
+
+def _unavailable(
+    names: tuple[str, ...],
+    extra: str,
+    exc: ImportError,
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register `names` as commands that explain which extra is missing."""
+
+    def explain(_: argparse.Namespace) -> int:
+        print(
+            f"kubeserve: this command needs the '{extra}' extra "
+            f"(pip install 'kubeserve[{extra}]'): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+
+    for name in names:
+        parser = sub.add_parser(name, help=f"(needs: pip install 'kubeserve[{extra}]')")
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        parser.set_defaults(handler=explain)
 
 
 def _version(_: argparse.Namespace) -> int:
