@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit bench clean grpc-stubs
+.PHONY: setup demo test lint unit bench bench-operator clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: lint
 ## bench: side-by-side benchmarks; JSON and PNG land in bench/results/
 bench: setup
 	$(BIN)/python bench/runtime.py
+
+## bench-operator: the operator at scale on the local control plane (JSON and PNG in bench/results/)
+bench-operator: setup
+	$(BIN)/kubeserve cluster build
+	$(BIN)/python bench/operator_scale.py
 
 ## grpc-stubs: regenerate the runtime's committed gRPC stubs from its .proto
 grpc-stubs: setup
