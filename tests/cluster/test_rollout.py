@@ -469,8 +469,9 @@ def test_progressive_rollout_promotes_when_analysis_passes(
     operator_factory: Callable[..., OperatorProcess],
     prometheus: FakePrometheus,
 ) -> None:
-    """Every check passes: 20% -> 50% -> promoted, with Events and a history entry."""
-    operator_factory(env=with_prometheus(prometheus))
+    """Every check passes: 20% -> 50% -> promoted, with Events and a history entry (the
+    operator's history limit of 1 keeps only the newest)."""
+    operator_factory(env=with_prometheus(prometheus, KUBESERVE_OPERATOR_HISTORY_LIMIT="1"))
     analysis = {"maxErrorRate": 0.01, "maxLatencyP99Ms": 250, "minRequests": 50}
     create(api_client, namespace, isvc("iris", progressive_spec("s3://m/v1", analysis, [20, 50])))
     stable = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
@@ -495,7 +496,7 @@ def test_progressive_rollout_promotes_when_analysis_passes(
         "progressive rollout promoted",
     )
     assert weights(api_client, namespace, "iris") == {canary["name"]: 100}
-    entry = revisions(done)["history"][0]
+    [entry] = revisions(done)["history"]
     assert (entry["hash"], entry["outcome"]) == (canary["hash"], "Promoted")
     assert cond_is(done, "RolledBack", "False")
     reasons = [(e.reason, e.message) for e in wait_event(api_client, namespace, "iris", "Promoted")]
@@ -567,17 +568,21 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
         ),
         ("RolledBack", f"revision {canary['hash']} rolled back to {stable['hash']}: {message}"),
     ]
-    until(
-        lambda: deployment(api_client, namespace, canary["name"]).spec.replicas == 0,
-        "canary scaled to zero after the drain",
+    settled = wait_isvc(
+        api_client,
+        namespace,
+        "iris",
+        lambda o: (
+            not o["status"]["rollout"].get("retiring")
+            and revisions(o)["canary"]["readyReplicas"] == 0
+        ),
+        "the canary drained and gone",
     )
+    # The pass that ended the drain scaled the canary down before it wrote the status.
+    assert deployment(api_client, namespace, canary["name"]).spec.replicas == 0
 
     # More passes (timer every second) change nothing and query nothing.
-    queried, passes, settled = (
-        prometheus.count(),
-        reconciles(op),
-        get(api_client, namespace, "iris"),
-    )
+    queried, passes = prometheus.count(), reconciles(op)
     until(lambda: reconciles(op) >= passes + 3, "three more reconciles", timeout=20)
     still = get(api_client, namespace, "iris")
     assert still["status"] == settled["status"]

@@ -103,3 +103,16 @@ def test_unwanted_children_spare_the_last_routes_when_routes_are_unsupported() -
     live = {object_key(o): o for o in (kept, old, ingress, service)}
     assert unwanted(live, [kept]) == sorted(object_key(o) for o in (old, ingress, service))
     assert unwanted(live, [kept], keep_routes=True) == [object_key(old)]
+
+
+def test_rollout_settings_follow_the_operator_config() -> None:
+    """The operator's history_limit (Helm value) reaches the rollout decision."""
+    from kubeserve.config import OperatorConfig
+    from kubeserve.controller.metrics import OperatorMetrics
+    from kubeserve.controller.reconcile import Reconciler, rollout_settings
+
+    config = OperatorConfig(history_limit=3)
+    assert rollout_settings(config).history_limit == 3
+    reconciler = Reconciler(kube=None, config=config, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    assert reconciler.settings is not None
+    assert reconciler.settings.history_limit == 3

@@ -119,6 +119,11 @@ def keep_autoscaled_replicas(
         obj["spec"]["replicas"] = low if current is None else max(low, min(high, int(current)))
 
 
+def rollout_settings(config: OperatorConfig) -> RolloutSettings:
+    """The rollout decision's operator-wide settings from the operator config."""
+    return RolloutSettings(history_limit=config.history_limit)
+
+
 def unwanted(
     live: Mapping[ObjectKey, Mapping[str, Any]],
     desired: Iterable[Mapping[str, Any]],
@@ -156,13 +161,18 @@ class Reconciler:
     config: OperatorConfig
     metrics: OperatorMetrics
     clock: Callable[[], dt.datetime] = utcnow
-    settings: RolloutSettings = field(default_factory=RolloutSettings)
+    settings: RolloutSettings | None = None
+    """Rollout settings; derived from `config` (its history limit) when not given."""
     _writes: dict[tuple[str, ObjectKey], tuple[str | None, dict[str, Any]]] = field(
         default_factory=dict
     )
     """Read-your-writes: (namespace, object) -> (resourceVersion our write replaced, what
     we wrote). The watch-fed indices lag behind our own writes; until the index shows a
     newer version, the pass uses what it wrote, so it neither repeats writes nor events."""
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            self.settings = rollout_settings(self.config)
 
     def _fresh(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         """`obj` from the index, or our newer write of it while the index is stale."""
