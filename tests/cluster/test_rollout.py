@@ -808,6 +808,18 @@ def test_nginx_canary_ingress(
     assert not found["iris"].metadata.annotations
     assert cond_is(get(api_client, namespace, "iris"), "RoutesReady", "True")
 
+    # canaryTrafficPercent 100 promotes: one Ingress to the new stable, the canary one goes.
+    patch(api_client, namespace, "iris", {"spec": {"rollout": {"canaryTrafficPercent": 100}}})
+    wait_isvc(
+        api_client,
+        namespace,
+        "iris",
+        lambda o: current(o) and revisions(o)["stable"]["name"] == canary,
+        "canary promoted",
+    )
+    until(lambda: set(ingresses(api_client, namespace, "iris")) == {"iris"}, "canary Ingress gone")
+    assert backend(ingresses(api_client, namespace, "iris")["iris"]) == canary
+
 
 def test_nginx_refuses_what_it_cannot_express(
     api_client: client.ApiClient,
