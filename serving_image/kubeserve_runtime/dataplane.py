@@ -79,6 +79,7 @@ class DataPlane:
             ]
         else:
             self._input_specs = list(model.inputs)
+        inline_max_s = s.inline_inference_max_ms / 1000.0
         if s.max_batch_size > 1 and model.batchable:
             self._scheduler = AdaptiveBatcher(
                 self._run,
@@ -88,10 +89,15 @@ class DataPlane:
                 max_queue=s.max_queue,
                 workers=s.inference_threads,
                 observe=self.metrics.observe_batch,
+                inline_max_s=inline_max_s,
             )
         else:
             self._scheduler = DirectScheduler(
-                self._run, self._executor, s.max_queue, self.metrics.observe_batch
+                self._run,
+                self._executor,
+                s.max_queue,
+                self.metrics.observe_batch,
+                inline_max_s=inline_max_s,
             )
         if profile is not None:
             self._drift = DriftMonitor(

@@ -1,8 +1,9 @@
 """Process orchestration: start the transports, load the model, drain on SIGTERM.
 
 Order at start: metrics port, then HTTP and gRPC (liveness answers while the model
-loads, readiness stays 503), then the model loads in a worker thread and readiness
-turns true. A load failure is logged and the process exits 1.
+loads, readiness stays 503), then the model loads in a worker thread, the heap is frozen
+(``gc.freeze``: the model and libraries are never rescanned by the garbage collector)
+and readiness turns true. A load failure is logged and the process exits 1.
 
 On SIGTERM/SIGINT: readiness turns false at once (Kubernetes stops routing new
 traffic), the process keeps serving for ``shutdown_delay_seconds``, then stops
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import signal
@@ -109,6 +111,7 @@ class Runtime:
         status = 0
         try:
             await self.plane.load()
+            freeze_heap()
             log.info("model loaded and ready", extra={"fields": {"model": s.model_name}})
         except Exception as exc:
             log.error(f"cannot load the model: {exc}", extra={"fields": {"error": str(exc)}})
@@ -131,6 +134,18 @@ class Runtime:
         metrics_server.close()
         log.info("stopped", extra={"fields": {"exit_status": status}})
         return status
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every surviving object out of the garbage collector's view.
+
+    The loaded model and the imported libraries are hundreds of thousands of objects
+    that live as long as the process. Without this, every full (generation 2)
+    collection walks them all - tens of milliseconds with the loop stopped, which is
+    the p99 under load. Frozen, they are never scanned; new garbage is still collected.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def serve(settings: RuntimeSettings) -> int:

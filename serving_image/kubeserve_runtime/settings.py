@@ -58,6 +58,7 @@ class RuntimeSettings(BaseSettings):
     max_queue: int = Field(default=1024, ge=1)
     log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     inference_threads: int = Field(default_factory=_default_threads, ge=1)
+    inline_inference_max_ms: float = Field(default=0.5, ge=0.0)
     shutdown_delay_seconds: float = Field(default=0.0, ge=0.0)
     drain_timeout_seconds: float = Field(default=30.0, gt=0.0)
 

@@ -88,6 +88,103 @@ def test_batcher_isolates_a_failing_request() -> None:
     assert ok3[0]["y"].tolist() == [[6.0]]
 
 
+def test_batcher_dispatches_a_lone_request_at_once() -> None:
+    """With nothing else queued or running, a request does not wait out max_latency."""
+    sizes: list[int] = []
+
+    async def scenario() -> Any:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = AdaptiveBatcher(
+                _double,
+                pool,
+                max_batch_size=32,
+                max_latency_s=3600.0,
+                max_queue=100,
+                workers=2,
+                observe=lambda rows, _: sizes.append(rows),
+            )
+            first = await asyncio.wait_for(batcher.submit({"x": np.array([[1.0]])}), 60)
+            second = await asyncio.wait_for(batcher.submit({"x": np.array([[2.0]])}), 60)
+            await batcher.close()
+            return first, second
+
+    first, second = asyncio.run(scenario())
+    assert first[0]["y"].tolist() == [[2.0]]
+    assert second[0]["y"].tolist() == [[4.0]]
+    assert sizes == [1, 1]
+
+
+def test_batcher_waits_for_more_rows_while_another_batch_runs() -> None:
+    """Under load (a batch in flight) the collector keeps filling the next batch."""
+    sizes: list[int] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def gated(feed: Feed) -> Feed:
+        if feed["x"][0, 0] < 0:
+            started.set()
+            release.wait(30)
+        return {"y": feed["x"] * 2}
+
+    async def scenario() -> list[Any]:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = AdaptiveBatcher(
+                gated,
+                pool,
+                max_batch_size=4,
+                max_latency_s=3600.0,
+                max_queue=100,
+                workers=2,
+                observe=lambda rows, _: sizes.append(rows),
+            )
+            blocker = asyncio.ensure_future(batcher.submit({"x": np.array([[-1.0]])}))
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, started.wait, 30)
+            early = [
+                asyncio.ensure_future(batcher.submit({"x": np.array([[float(i)]])}))
+                for i in range(3)
+            ]
+            for _ in range(5):
+                await asyncio.sleep(0)
+            late = asyncio.ensure_future(batcher.submit({"x": np.array([[3.0]])}))
+            done = await asyncio.wait_for(asyncio.gather(*early, late), 60)
+            release.set()
+            await blocker
+            await batcher.close()
+            return list(done)
+
+    results = asyncio.run(scenario())
+    assert [out["y"].tolist() for out, _ in results] == [[[0.0]], [[2.0]], [[4.0]], [[6.0]]]
+    assert sizes == [4, 1]
+
+
+def test_cheap_calls_run_inline_and_slow_ones_in_the_pool() -> None:
+    """After warm-up, a microsecond model runs on the loop's thread; a slow one never does."""
+    threads: dict[str, set[int]] = {"fast": set(), "slow": set()}
+
+    def fast(feed: Feed) -> Feed:
+        threads["fast"].add(threading.get_ident())
+        return feed
+
+    def slow(feed: Feed) -> Feed:
+        threads["slow"].add(threading.get_ident())
+        release = threading.Event()
+        release.wait(0.01)
+        return feed
+
+    async def scenario() -> int:
+        with ThreadPoolExecutor(1) as pool:
+            for model in (fast, slow):
+                scheduler = DirectScheduler(model, pool, 10, lambda *_: None, inline_max_s=0.005)
+                for _ in range(20):
+                    await scheduler.submit({"x": np.zeros((1, 1))})
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert loop_thread in threads["fast"]
+    assert loop_thread not in threads["slow"]
+
+
 @pytest.mark.parametrize("batching", [True, False])
 def test_full_queue_raises_overloaded(batching: bool) -> None:
     """Beyond max_queue waiting requests, submit refuses at once."""

@@ -110,3 +110,17 @@ def test_env_is_overridden_by_flags(tmp_path: Path) -> None:
         settings = RuntimeSettings()
         assert (settings.model_name, settings.http_port) == ("from-env", 9000)
         assert RuntimeSettings(http_port=9100).http_port == 9100
+
+
+def test_freeze_heap_hides_long_lived_objects_from_the_collector() -> None:
+    """After loading, every object alive is frozen: full collections no longer scan it."""
+    import gc
+
+    from kubeserve_runtime.server import freeze_heap
+
+    survivor = [object() for _ in range(1000)]
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() >= len(survivor)
+    finally:
+        gc.unfreeze()

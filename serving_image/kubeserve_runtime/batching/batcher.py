@@ -1,11 +1,15 @@
 """Adaptive batching: merge concurrent requests into one model call.
 
-A collector task takes the oldest request, then keeps taking queued ones until the batch
-holds ``max_batch_size`` rows or ``max_latency`` has passed since that oldest request
-arrived (``time.perf_counter``, a monotonic clock). At most ``workers`` batches run at a
-time; while they run, new requests pile up, so batches grow with load and stay at one
-row when idle - that is the adaptive part. Requests whose inputs differ in names,
-dtypes or trailing shapes run in separate groups of the same dispatch. If a merged run
+A collector task takes the oldest request and every request already queued behind it.
+If no batch is running, it dispatches that at once: a lone request never waits for
+company that is not coming. Only while another batch is in flight (there is load) does
+it keep waiting for more, until the batch holds ``max_batch_size`` rows or
+``max_latency`` has passed since the oldest request arrived (``time.perf_counter``, a
+monotonic clock). At most ``workers`` batches run at a time; while they run, new
+requests pile up, so batches grow with load and stay at one row when idle - that is the
+adaptive part. Batches that ``Placement`` judges cheap run inline on the event loop.
+Requests whose inputs differ in names, dtypes or trailing shapes run in separate groups
+of the same dispatch. If a merged run
 fails, each request is retried alone so one bad request cannot fail its neighbours.
 The queue is bounded: a full queue raises Overloaded (503 + Retry-After).
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from kubeserve_runtime.batching.placement import Placement
 from kubeserve_runtime.batching.types import BatchObserver, Feed, Runner, Timing, batch_rows
 from kubeserve_runtime.errors import Overloaded
 
@@ -57,6 +62,7 @@ class AdaptiveBatcher:
         max_queue: int,
         workers: int,
         observe: BatchObserver,
+        inline_max_s: float = 0.0,
     ) -> None:
         self._run = run
         self._executor = executor
@@ -69,6 +75,7 @@ class AdaptiveBatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._collector: asyncio.Task[None] | None = None
         self._in_batches = 0
+        self.placement = Placement(inline_max_s)
 
     @property
     def pending(self) -> int:
@@ -103,6 +110,8 @@ class AdaptiveBatcher:
                 try:
                     item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
+                    if not self._in_batches:
+                        break
                     remaining = deadline - perf_counter()
                     if remaining <= 0:
                         break
@@ -123,8 +132,12 @@ class AdaptiveBatcher:
     async def _dispatch(self, batch: list[_Item]) -> None:
         """Run one batch in the executor and resolve its futures."""
         try:
-            loop = asyncio.get_running_loop()
-            outcomes = await loop.run_in_executor(self._executor, self._run_batch, batch)
+            rows = sum(item.rows or 1 for item in batch)
+            if self.placement.inline(rows):
+                outcomes = self._run_batch(batch)
+            else:
+                loop = asyncio.get_running_loop()
+                outcomes = await loop.run_in_executor(self._executor, self._run_batch, batch)
             for item, outcome in zip(batch, outcomes, strict=True):
                 if item.future.done():
                     continue
@@ -158,6 +171,7 @@ class AdaptiveBatcher:
             merged = {n: np.concatenate([it.feed[n] for it in items]) for n in names}
             out = self._run(merged)
             ended = perf_counter()
+            self.placement.observe(sum(it.rows or 1 for it in items), ended - started)
             sizes = [it.rows or 1 for it in items]
             total = sum(sizes)
             if any(a.ndim == 0 or a.shape[0] != total for a in out.values()):
@@ -181,8 +195,10 @@ class AdaptiveBatcher:
         try:
             out = self._run(item.feed)
         except Exception as exc:
+            self.placement.observe(item.rows or 1, perf_counter() - started)
             return exc
         ended = perf_counter()
+        self.placement.observe(item.rows or 1, ended - started)
         self._observe(item.rows or 1, ended - started)
         return out, Timing(started - item.enqueued, ended - started, item.rows or 1)
 

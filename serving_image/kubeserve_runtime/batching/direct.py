@@ -1,7 +1,9 @@
-"""Direct dispatch: each request runs alone in the inference thread pool.
+"""Direct dispatch: each request runs alone, in the inference thread pool or inline.
 
 Used when batching is off (``max_batch_size`` 1) or the model opts out. A counter bounds
-requests waiting for a thread; beyond ``max_queue`` the request is refused at once.
+requests waiting for a thread; beyond ``max_queue`` the request is refused at once. A
+call that ``Placement`` judges cheap (measured below ``inline_max_s``) runs on the event
+loop, skipping the thread hop that would cost more than the call itself.
 """
 
 from __future__ import annotations
@@ -10,47 +12,64 @@ import asyncio
 from concurrent.futures import Executor
 from time import perf_counter
 
+from kubeserve_runtime.batching.placement import Placement
 from kubeserve_runtime.batching.types import BatchObserver, Feed, Runner, Timing, batch_rows
 from kubeserve_runtime.errors import Overloaded
 
 
 class DirectScheduler:
-    """Runs every request on its own in the executor."""
+    """Runs every request on its own, in the executor or inline when cheap."""
 
     def __init__(
-        self, run: Runner, executor: Executor, max_queue: int, observe: BatchObserver
+        self,
+        run: Runner,
+        executor: Executor,
+        max_queue: int,
+        observe: BatchObserver,
+        *,
+        inline_max_s: float = 0.0,
     ) -> None:
         self._run = run
         self._executor = executor
         self._max_queue = max_queue
         self._observe = observe
         self._pending = 0
+        self.placement = Placement(inline_max_s)
 
     @property
     def pending(self) -> int:
         """Requests waiting or running."""
         return self._pending
 
-    def _timed(self, feed: Feed) -> tuple[Feed, float, float]:
-        """Run the model in the worker thread and time it."""
+    def _timed(self, feed: Feed, rows: int) -> tuple[Feed, float, float]:
+        """Run the model (worker thread or loop) and time it."""
         started = perf_counter()
-        out = self._run(feed)
-        ended = perf_counter()
-        self._observe(batch_rows(feed) or 1, ended - started)
+        try:
+            out = self._run(feed)
+        finally:
+            ended = perf_counter()
+            self.placement.observe(rows, ended - started)
+        self._observe(rows, ended - started)
         return out, started, ended
 
     async def submit(self, feed: Feed) -> tuple[Feed, Timing]:
         """Run one feed, refusing when ``max_queue`` requests already wait."""
         if self._pending >= self._max_queue:
             raise Overloaded(f"inference queue is full ({self._max_queue} waiting); retry later")
+        rows = batch_rows(feed) or 1
+        queued = perf_counter()
+        if self.placement.inline(rows):
+            out, started, ended = self._timed(feed, rows)
+            return out, Timing(started - queued, ended - started, rows)
         self._pending += 1
         try:
-            queued = perf_counter()
             loop = asyncio.get_running_loop()
-            out, started, ended = await loop.run_in_executor(self._executor, self._timed, feed)
+            out, started, ended = await loop.run_in_executor(
+                self._executor, self._timed, feed, rows
+            )
         finally:
             self._pending -= 1
-        return out, Timing(started - queued, ended - started, batch_rows(feed) or 1)
+        return out, Timing(started - queued, ended - started, rows)
 
     async def close(self) -> None:
         """Nothing to stop: the executor is owned by the caller."""
