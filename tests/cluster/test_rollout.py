@@ -843,7 +843,9 @@ def test_nginx_refuses_what_it_cannot_express(
         lambda o: cond_is(o, "RoutesReady", "False") and cond_is(o, "PredictorReady", "True"),
         "route refused, predictors ready",
     )
-    message = (condition(refused, "RoutesReady") or {})["message"]
+    routes_ready = condition(refused, "RoutesReady") or {}
+    assert routes_ready["reason"] == "UnsupportedByIngress"
+    message = routes_ready["message"]
     assert "ingress-nginx allows one canary per host" in message
     assert "use the Gateway API route mode" in message
     assert (condition(refused, "Ready") or {})["message"] == message

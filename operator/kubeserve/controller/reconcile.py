@@ -241,13 +241,14 @@ class Reconciler:
         reading = await self._read_metrics(isvc, request, owned) if request else None
         decision = decide(isvc["spec"], state, Observed(workloads, reading), now, self.settings)
 
-        from kubeserve.builders import RouteUnsupported, build_children
+        from kubeserve.api.v1alpha1 import InferenceService
+        from kubeserve.builders import RouteUnsupported, build_children, url
 
-        route_error: str | None = None
+        route_error: RouteUnsupported | None = None
         try:
             desired = build_children(isvc, decision.plan, decision.predictors, self.config)
         except RouteUnsupported as exc:
-            route_error = str(exc)
+            route_error = exc
             desired = build_children(
                 isvc, decision.plan, decision.predictors, self.config, routes=False
             )
@@ -264,12 +265,8 @@ class Reconciler:
             self._writes.pop((namespace, okey), None)
             logger.info("Deleted %s %s/%s (no longer desired)", okey[1], namespace, okey[2])
 
-        url = (
-            None
-            if self.config.ingress_mode == "none"
-            else (f"{self.config.url_scheme}://{self.config.host(name, namespace)}")
-        )
-        status = desired_status(isvc, decision, workloads, url, route_error, now)
+        where = url(InferenceService.model_validate(isvc), self.config)
+        status = desired_status(isvc, decision, workloads, where, route_error, now)
         patch = merge_patch(isvc.get("status") or {}, prune_none(status))
         if patch:
             self._remember(namespace, isvc, await self.kube.patch_status(namespace, name, patch))

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.verbose:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     metrics = OperatorMetrics()
     metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     health_port = args.health_port if args.health_port is not None else settings.health_port

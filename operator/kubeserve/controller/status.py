@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kubeserve.builders.route import RouteUnsupported
 from kubeserve.plan import DEFAULT_COMPONENT, TrafficPlan, workload_name
 from kubeserve.rollout.decision import Condition, Decision, WorkloadKey, WorkloadObservation
 from kubeserve.rollout.state import STATUS_KEY
@@ -63,7 +64,7 @@ def desired_status(
     decision: Decision,
     workloads: Mapping[WorkloadKey, WorkloadObservation],
     url: str | None,
-    route_error: str | None,
+    route_error: RouteUnsupported | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
     """The full status the InferenceService should show after this pass."""
@@ -127,7 +128,7 @@ def desired_status(
 
     predictor_ready = next((c for c in decision.conditions if c.type == PREDICTOR_READY), None)
     routes = (
-        Condition(ROUTES_READY, "False", "RouteUnsupported", route_error)
+        Condition(ROUTES_READY, "False", route_error.reason, str(route_error))
         if route_error
         else Condition(ROUTES_READY, "True", "RoutesApplied", "traffic split is applied")
     )
@@ -138,7 +139,11 @@ def desired_status(
         "Ready" if ready_ok else (routes.reason if route_error else "PredictorNotReady"),
         "InferenceService is ready"
         if ready_ok
-        else (route_error or (predictor_ready.message if predictor_ready else "waiting")),
+        else (
+            str(route_error)
+            if route_error
+            else (predictor_ready.message if predictor_ready else "waiting")
+        ),
     )
     conditions = merge_conditions(
         (isvc.get("status") or {}).get("conditions"),
