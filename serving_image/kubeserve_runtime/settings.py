@@ -56,7 +56,7 @@ class RuntimeSettings(BaseSettings):
     auth_token_file: Path | None = None
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_queue: int = Field(default=1024, ge=1)
-    log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    log_sample_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     inference_threads: int = Field(default_factory=_default_threads, ge=1)
     inline_inference_max_ms: float = Field(default=0.5, ge=0.0)
     shutdown_delay_seconds: float = Field(default=0.0, ge=0.0)

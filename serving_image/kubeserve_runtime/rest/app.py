@@ -108,7 +108,7 @@ class _Endpoint:
                 plane.log.access(
                     {
                         "method": request.method,
-                        "path": request.url.path,
+                        "path": request.scope["path"],
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
                         "protocol": protocol,
@@ -190,7 +190,10 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
 
     base = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
-    routes = [
+    routes = [  # the infer routes first: Starlette tries routes in order on every request
+        Route(base + "/infer", v2(infer), methods=["POST"]),
+        Route(versioned + "/infer", v2(infer), methods=["POST"]),
+        Route("/v1/models/{name}:predict", v1(v1_predict), methods=["POST"]),
         Route("/", health(root)),
         Route("/v2/health/live", health(live)),
         Route("/v2/health/ready", health(ready)),
@@ -201,10 +204,7 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
         Route(versioned, v2(model_metadata)),
         Route(base + "/ready", v2(model_ready)),
         Route(versioned + "/ready", v2(model_ready)),
-        Route(base + "/infer", v2(infer), methods=["POST"]),
-        Route(versioned + "/infer", v2(infer), methods=["POST"]),
         Route("/v1/models", v1(v1_models)),
         Route("/v1/models/{name}", v1(v1_model)),
-        Route("/v1/models/{name}:predict", v1(v1_predict), methods=["POST"]),
     ]
     return Starlette(routes=routes)
