@@ -10,46 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from isvc_api import GROUP, PLURAL, VERSION, create, isvc, patch, predictor, until
 from kubernetes import client
 
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, is_ready, wait_isvc
 
-GROUP, VERSION, PLURAL = "serving.kubeserve.io", "v1alpha1", "inferenceservices"
 LABEL = "serving.kubeserve.io/inferenceservice"
-
-
-def isvc(
-    name: str, *, min_replicas: int = 1, max_replicas: int = 1, uri: str = "s3://m/v1"
-) -> dict[str, Any]:
-    """A minimal sklearn InferenceService."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {
-            "predictor": {
-                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri},
-                "minReplicas": min_replicas,
-                "maxReplicas": max_replicas,
-            }
-        },
-    }
-
-
-def create(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Create an InferenceService."""
-    result: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, body
-    )
-    return result
-
-
-def patch(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
-    """Merge-patch an InferenceService spec."""
-    client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name, body
-    )
 
 
 def children(api: client.ApiClient, namespace: str, name: str) -> dict[str, list[dict[str, Any]]]:
@@ -75,21 +42,15 @@ def children(api: client.ApiClient, namespace: str, name: str) -> dict[str, list
     return result
 
 
-def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll `check` (for objects without a convenient watch) until true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(what)
-
-
 def test_apply_creates_owned_children_and_becomes_ready(
     api_client: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
     """Children carry owner references and labels; status turns Ready with a URL."""
-    created = create(api_client, namespace, isvc("iris", min_replicas=2, max_replicas=4))
+    created = create(
+        api_client,
+        namespace,
+        isvc("iris", {"predictor": predictor("s3://m/v1", min_replicas=2, max_replicas=4)}),
+    )
     ready = wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     kids = children(api_client, namespace, "iris")
     assert {k: len(v) for k, v in kids.items()} == {
@@ -125,7 +86,7 @@ def test_spec_edit_rolls_out_and_observed_generation_follows(
     api_client: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
     """A new predictor spec makes a new revision; the old one is removed after it is Ready."""
-    create(api_client, namespace, isvc("iris"))
+    create(api_client, namespace, isvc("iris", {"predictor": predictor("s3://m/v1")}))
     first = wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     old = first["status"]["revisions"]["stable"]["name"]
     patch(
@@ -159,7 +120,7 @@ def test_drift_is_repaired(
     api_client: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
     """A hand-edited or deleted child comes back as the operator wants it."""
-    create(api_client, namespace, isvc("iris"))
+    create(api_client, namespace, isvc("iris", {"predictor": predictor("s3://m/v1")}))
     ready = wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     name = ready["status"]["revisions"]["stable"]["name"]
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
@@ -179,7 +140,11 @@ def test_delete_garbage_collects_children(
     api_client: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
     """Owner references let the garbage collector remove every child."""
-    create(api_client, namespace, isvc("iris", min_replicas=2, max_replicas=3))
+    create(
+        api_client,
+        namespace,
+        isvc("iris", {"predictor": predictor("s3://m/v1", min_replicas=2, max_replicas=3)}),
+    )
     wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "iris"
@@ -199,7 +164,7 @@ def test_pods_pass_pod_security_restricted(
     core.patch_namespace(
         namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
     )
-    create(api_client, namespace, isvc("iris"))
+    create(api_client, namespace, isvc("iris", {"predictor": predictor("s3://m/v1")}))
     wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL}=iris").items
     assert len(pods) == 1
@@ -214,7 +179,11 @@ def test_idle_and_restart_write_nothing(
 ) -> None:
     """Once Ready, an idle operator sends no writes; a restarted one resumes without any."""
     first = operator_factory()
-    create(api_client, namespace, isvc("iris", min_replicas=2, max_replicas=3))
+    create(
+        api_client,
+        namespace,
+        isvc("iris", {"predictor": predictor("s3://m/v1", min_replicas=2, max_replicas=3)}),
+    )
     wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     time.sleep(2)
     settled = first.writes()

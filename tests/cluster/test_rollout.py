@@ -23,60 +23,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from isvc_api import GROUP, create, custom, get, isvc, patch, predictor, until
 from kubernetes import client
 
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, is_ready, wait_isvc
 
-GROUP, VERSION, PLURAL = "serving.kubeserve.io", "v1alpha1", "inferenceservices"
 GATEWAY = "gateway.networking.k8s.io"
 LABEL = "serving.kubeserve.io/inferenceservice"
 NGINX = "nginx.ingress.kubernetes.io"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def predictor(uri: str, *, min_replicas: int = 1, max_replicas: int = 1) -> dict[str, Any]:
-    """A sklearn predictor spec."""
-    return {
-        "model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri},
-        "minReplicas": min_replicas,
-        "maxReplicas": max_replicas,
-    }
-
-
-def isvc(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """An InferenceService with `spec`."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def custom(api: client.ApiClient) -> client.CustomObjectsApi:
-    """The custom objects API."""
-    return client.CustomObjectsApi(api)
-
-
-def create(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
-    """Create an InferenceService."""
-    custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-
-
-def patch(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
-    """Merge-patch an InferenceService (null removes a field)."""
-    custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
-
-
-def get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    """The InferenceService as stored."""
-    obj: dict[str, Any] = custom(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name
-    )
-    return obj
 
 
 def route(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
@@ -130,16 +88,6 @@ def wait_event(api: client.ApiClient, namespace: str, name: str, reason: str) ->
         f"a {reason} Event",
     )
     return events(api, namespace, name)
-
-
-def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll `check` until true; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(what)
 
 
 def revisions(obj: dict[str, Any]) -> dict[str, Any]:

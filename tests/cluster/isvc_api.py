@@ -1,0 +1,66 @@
+"""InferenceService helpers shared by the cluster tests: build, create, patch, read, wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+
+GROUP, VERSION, PLURAL = "serving.kubeserve.io", "v1alpha1", "inferenceservices"
+
+
+def predictor(uri: str, *, min_replicas: int = 1, max_replicas: int = 1) -> dict[str, Any]:
+    """A sklearn predictor spec."""
+    return {
+        "model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri},
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+    }
+
+
+def isvc(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An InferenceService with `spec`."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    """The custom objects API."""
+    return client.CustomObjectsApi(api)
+
+
+def create(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create an InferenceService; return it as stored."""
+    obj: dict[str, Any] = custom(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, body
+    )
+    return obj
+
+
+def patch(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
+    """Merge-patch an InferenceService (null removes a field)."""
+    custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+
+
+def get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The InferenceService as stored."""
+    obj: dict[str, Any] = custom(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return obj
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `check` until true; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(what)
