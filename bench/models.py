@@ -1,8 +1,9 @@
 """The benchmark's models and payloads, trained fresh (fixed seeds) for each run.
 
 - sklearn: LogisticRegression, 3 classes, 32 features, saved with joblib.
-- onnx: a 32-256-256-4 MLP (scikit-learn MLPRegressor converted with skl2onnx), one
-  FP32 input [N, 32] (named as the graph declares it) and one FP32 output [N, 4].
+- onnx: a 32-256-256-4 MLP (scikit-learn MLPRegressor converted with skl2onnx, its
+  final reshape corrected), one FP32 input [N, 32] (named as the graph declares it) and
+  one FP32 output [N, 4].
 
 Every server gets the same files and the same request: an Open Inference Protocol V2
 JSON infer body with one row of FP32 data.
@@ -94,6 +95,7 @@ def make_models(root: Path) -> dict[str, BenchModel]:
     onnx_model = convert_sklearn(
         mlp, initial_types=[(INPUT_NAME, FloatTensorType([None, FEATURES]))], target_opset=17
     )
+    _fix_output_shape(onnx_model, outputs=4)
     (onnx_dir / "model.onnx").write_bytes(onnx_model.SerializeToString())
 
     return {
@@ -103,3 +105,24 @@ def make_models(root: Path) -> dict[str, BenchModel]:
             "onnx", "onnx", onnx_dir / "model.onnx", row, onnx_model.graph.input[0].name
         ),
     }
+
+
+def _fix_output_shape(model: Any, outputs: int) -> None:
+    """Make the MLP's output [N, outputs]: skl2onnx reshapes it to [N * outputs, 1].
+
+    The converter ends the graph with ``Reshape(shape_tensor = [-1, 1])`` and declares
+    the output ``[None, 1]`` whatever the regressor's ``n_outputs_``, which breaks the
+    batch dimension (and with it any server's batching). Patch both to ``[-1, outputs]``.
+    """
+    from onnx import numpy_helper
+
+    last = model.graph.node[-1]
+    if last.op_type != "Reshape":
+        return
+    for index, init in enumerate(model.graph.initializer):
+        if init.name == last.input[1]:
+            fixed = numpy_helper.from_array(np.array([-1, outputs], dtype=np.int64), init.name)
+            model.graph.initializer[index].CopyFrom(fixed)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) == 2:
+        dims[1].dim_value = outputs
