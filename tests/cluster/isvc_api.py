@@ -48,6 +48,11 @@ def patch(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]
     custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
 
 
+def set_storage_uri(api: client.ApiClient, namespace: str, name: str, uri: str) -> None:
+    """Point the main predictor at another model: a new revision, as a user makes one."""
+    patch(api, namespace, name, {"spec": {"predictor": {"model": {"storageUri": uri}}}})
+
+
 def get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     """The InferenceService as stored."""
     obj: dict[str, Any] = custom(api).get_namespaced_custom_object(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from isvc_api import GROUP, PLURAL, VERSION, create, isvc, patch, predictor, until
+from isvc_api import GROUP, PLURAL, VERSION, create, isvc, predictor, set_storage_uri, until
 from kubernetes import client
 
 from kubeserve.controller.process import OperatorProcess
@@ -89,12 +89,7 @@ def test_spec_edit_rolls_out_and_observed_generation_follows(
     create(api_client, namespace, isvc("iris", {"predictor": predictor("s3://m/v1")}))
     first = wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
     old = first["status"]["revisions"]["stable"]["name"]
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v2"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
     second = wait_isvc(
         api_client,
         namespace,

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from isvc_api import GROUP, create, custom, get, isvc, patch, predictor, until
+from isvc_api import GROUP, create, custom, get, isvc, patch, predictor, set_storage_uri, until
 from kubernetes import client
 
 from kubeserve.controller.process import OperatorProcess
@@ -279,12 +279,7 @@ def test_manual_canary_splits_traffic_and_revert_rolls_back(
     assert (row["READY"], row["STABLE"], row["CANARY%"]) == ("True", stable, "10")
 
     # Revert the predictor to the stable spec: the canary is abandoned, stable gets 100%.
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v1"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v1")
     back = wait_isvc(
         api_client,
         namespace,
@@ -423,12 +418,7 @@ def test_progressive_rollout_promotes_when_analysis_passes(
     analysis = {"maxErrorRate": 0.01, "maxLatencyP99Ms": 250, "minRequests": 50}
     create(api_client, namespace, isvc("iris", progressive_spec("s3://m/v1", analysis, [20, 50])))
     stable = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v2"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
     canary = revisions(wait_isvc(api_client, namespace, "iris", canary_at(20), "canary at 20%"))[
         "canary"
     ]
@@ -478,12 +468,7 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     analysis = {"maxErrorRate": 0.01, "minRequests": 10, "failureThreshold": 2}
     create(api_client, namespace, isvc("iris", progressive_spec("s3://m/v1", analysis, [25, 50])))
     stable = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v2"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
     back = wait_isvc(
         api_client,
         namespace,
@@ -540,12 +525,7 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
 
     # A new predictor spec is a new attempt.
     prometheus.set(errors=0)
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v3"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v3")
     retry = wait_isvc(api_client, namespace, "iris", canary_at(25), "new canary at 25%")
     assert revisions(retry)["canary"]["hash"] not in (canary["hash"], stable["hash"])
     assert cond_is(retry, "RolledBack", "False")
@@ -563,12 +543,7 @@ def test_operator_killed_mid_rollout_resumes(
     spec["rollout"]["interval"] = "3s"
     create(api_client, namespace, isvc("iris", spec))
     stable = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v2"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
     at30 = wait_isvc(api_client, namespace, "iris", canary_at(30), "canary at 30%")
     first.kill()
     canary = revisions(at30)["canary"]
@@ -668,12 +643,7 @@ def test_gitops_revert_reuses_the_previous_deployment(
     create(api_client, namespace, isvc("iris", spec))
     first = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
     uid = deployment(api_client, namespace, first["name"]).metadata.uid
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v2"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
     second = revisions(
         wait_isvc(
             api_client,
@@ -688,12 +658,7 @@ def test_gitops_revert_reuses_the_previous_deployment(
         "v1 kept at zero replicas",
     )
 
-    patch(
-        api_client,
-        namespace,
-        "iris",
-        {"spec": {"predictor": {"model": {"storageUri": "s3://m/v1"}}}},
-    )
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v1")
     back = wait_isvc(
         api_client,
         namespace,
