@@ -185,6 +185,47 @@ def test_cheap_calls_run_inline_and_slow_ones_in_the_pool() -> None:
     assert loop_thread not in threads["slow"]
 
 
+def test_idle_batcher_runs_a_cheap_lone_request_inline_yet_merges_concurrent_ones() -> None:
+    """A cheap request alone runs on the loop at once; a burst still forms batches."""
+    sizes: list[int] = []
+    threads: set[int] = set()
+
+    def fast(feed: Feed) -> Feed:
+        threads.add(threading.get_ident())
+        return _double(feed)
+
+    async def scenario() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = AdaptiveBatcher(
+                fast,
+                pool,
+                max_batch_size=8,
+                max_latency_s=0.05,
+                max_queue=100,
+                workers=1,
+                observe=lambda rows, _: sizes.append(rows),
+                inline_max_s=0.005,
+            )
+            for i in range(20):  # sequential: warms placement, each finds the batcher idle
+                out, _ = await batcher.submit({"x": np.array([[float(i)]])})
+                assert out["y"].tolist() == [[2.0 * i]]
+            sizes.clear()
+            burst = await asyncio.gather(
+                *(batcher.submit({"x": np.array([[float(i)]])}) for i in range(16))
+            )
+            with pytest.raises(InvalidInput):
+                await batcher.submit({"x": np.array([[-1.0]])})
+            await batcher.close()
+            return burst
+
+    burst = asyncio.run(scenario())
+    assert threading.get_ident() in threads
+    for i, (out, _) in enumerate(burst):
+        assert out["y"].tolist() == [[2.0 * i]]
+    assert sum(sizes) == 16
+    assert max(sizes) > 1
+
+
 @pytest.mark.parametrize("batching", [True, False])
 def test_full_queue_raises_overloaded(batching: bool) -> None:
     """Beyond max_queue waiting requests, submit refuses at once."""

@@ -7,7 +7,12 @@ it keep waiting for more, until the batch holds ``max_batch_size`` rows or
 ``max_latency`` has passed since the oldest request arrived (``time.perf_counter``, a
 monotonic clock). At most ``workers`` batches run at a time; while they run, new
 requests pile up, so batches grow with load and stay at one row when idle - that is the
-adaptive part. Batches that ``Placement`` judges cheap run inline on the event loop.
+adaptive part. Batches that ``Placement`` judges cheap run inline on the event loop;
+a lone request that finds the batcher idle (nothing queued, no batch running) and is
+judged cheap yields once, so that requests which arrived with it can queue up, and if
+the batcher is still idle it runs inline at once, with no future, queue hop or task: it
+could only have formed a batch of one. If anything queued meanwhile it joins the queue,
+so batches still form under load.
 Requests whose inputs differ in names, dtypes or trailing shapes run in separate groups
 of the same dispatch. If a merged run
 fails, each request is retried alone so one bad request cannot fail its neighbours.
@@ -35,7 +40,7 @@ class _Item:
 
     feed: Feed
     rows: int | None
-    future: asyncio.Future[tuple[Feed, Timing]]
+    future: asyncio.Future[tuple[Feed, Timing]] | None
     enqueued: float = field(default_factory=perf_counter)
 
 
@@ -75,26 +80,49 @@ class AdaptiveBatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._collector: asyncio.Task[None] | None = None
         self._in_batches = 0
+        self._lone = 0
         self.placement = Placement(inline_max_s)
 
     @property
     def pending(self) -> int:
         """Requests queued or inside a running batch."""
-        return self._queue.qsize() + self._in_batches
+        return self._queue.qsize() + self._in_batches + self._lone
 
     async def submit(self, feed: Feed) -> tuple[Feed, Timing]:
         """Queue one feed and wait for its share of a batch."""
+        rows = batch_rows(feed)
+        if self._idle() and self.placement.inline(rows or 1):
+            self._lone += 1
+            try:
+                await asyncio.sleep(0)  # let requests that arrived with this one queue up
+            finally:
+                self._lone -= 1
+            if self._idle():
+                return self._run_idle(feed, rows)
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect())
         loop = asyncio.get_running_loop()
-        item = _Item(feed, batch_rows(feed), loop.create_future())
+        item = _Item(feed, rows, loop.create_future())
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             raise Overloaded(
                 f"inference queue is full ({self._max_queue} waiting); retry later"
             ) from None
+        assert item.future is not None
         return await item.future
+
+    def _idle(self) -> bool:
+        """Whether nothing is queued, running or waiting to run alone."""
+        return not self._in_batches and not self._lone and self._queue.empty()
+
+    def _run_idle(self, feed: Feed, rows: int | None) -> tuple[Feed, Timing]:
+        """Run a lone request inline: nothing is queued or running, so no batch can form."""
+        item = _Item(feed, rows, None)
+        outcome = self._run_one(item)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     async def _collect(self) -> None:
         """Form batches forever (until cancelled by ``close``)."""
@@ -139,6 +167,7 @@ class AdaptiveBatcher:
                 loop = asyncio.get_running_loop()
                 outcomes = await loop.run_in_executor(self._executor, self._run_batch, batch)
             for item, outcome in zip(batch, outcomes, strict=True):
+                assert item.future is not None
                 if item.future.done():
                     continue
                 if isinstance(outcome, BaseException):
