@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import orjson
 
+from kubeserve_runtime.rest.app import infer_path_params
 from kubeserve_runtime.testing import RuntimeProcess
 
 Array = np.ndarray[Any, Any]
@@ -143,6 +144,38 @@ def test_unknown_model_and_version_are_404(sklearn_server: RuntimeProcess) -> No
     response = _infer(sklearn_server, body, "/v2/models/iris/versions/v2/infer")
     assert response.status_code == 404
     assert "version 'v2' not found" in response.json()["error"]
+
+
+def test_infer_path_params_recognises_exactly_the_infer_routes() -> None:
+    """The fast front takes only the two infer path shapes; the rest go to Starlette."""
+    assert infer_path_params("/v2/models/iris/infer") == {"name": "iris"}
+    assert infer_path_params("/v2/models/iris/versions/v1/infer") == {
+        "name": "iris",
+        "version": "v1",
+    }
+    for other in (
+        "/v2/models//infer",
+        "/v2/models/iris/versions//infer",
+        "/v2/models/iris/extra/v1/infer",
+        "/v2/models/a/b/infer",
+        "/v2/models/iris/ready",
+        "/v1/models/iris:predict",
+    ):
+        assert infer_path_params(other) is None, other
+
+
+def test_infer_paths_route_like_before_the_fast_front(sklearn_server: RuntimeProcess) -> None:
+    """Other methods and near-miss paths still get Starlette's 405 and 404."""
+    url = sklearn_server.url
+    assert httpx.get(f"{url}/v2/models/iris/infer").status_code == 405
+    assert httpx.post(f"{url}/v2/models/iris/extra/v1/infer", json={}).status_code == 404
+    assert httpx.post(f"{url}/v2/models/iris/versions/v1/infer/", json={}).status_code in (
+        307,
+        404,
+    )
+    response = _infer(sklearn_server, [1, 2], "/v2/models/iris/infer")
+    assert response.status_code == 400
+    assert httpx.get(f"{url}/v2/health/live").status_code == 200
 
 
 def test_huge_body_is_413(sklearn_server: RuntimeProcess) -> None:

@@ -4,6 +4,12 @@ Every route goes through ``_Endpoint``, a thin wrapper that checks the bearer to
 (except on open routes), turns ServingErrors into ``{"error": ...}`` responses (with
 Retry-After on 503), counts the request in the metrics and writes the sampled access
 log line. Bodies are read with a hard size limit (413) before any parsing.
+
+The V2 infer route is the hot path, so ``_InferFirst``, a plain ASGI front, sends a
+POST to ``/v2/models/{name}[/versions/{version}]/infer`` straight to the same wrapped
+handler, skipping Starlette's two middleware layers and route scan (the wrapper already
+maps every error); every other request, and any infer path it does not recognise,
+goes to the Starlette application unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
@@ -28,6 +35,8 @@ from kubeserve_runtime.rest.v2codec import HEADER, decode_request, encode_respon
 JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger(__name__)
+_INFER_PREFIX = "/v2/models/"
+_INFER_SUFFIX = "/infer"
 
 
 def json_response(doc: Any, status: int = 200) -> Response:
@@ -121,7 +130,38 @@ class _Endpoint:
         return endpoint
 
 
-def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) -> Starlette:
+def infer_path_params(path: str) -> dict[str, str] | None:
+    """Return the path parameters of a V2 infer path, or None for any other path."""
+    if not (path.startswith(_INFER_PREFIX) and path.endswith(_INFER_SUFFIX)):
+        return None
+    parts = path[len(_INFER_PREFIX) : -len(_INFER_SUFFIX)].split("/")
+    if len(parts) == 1 and parts[0]:
+        return {"name": parts[0]}
+    if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+        return {"name": parts[0], "version": parts[2]}
+    return None
+
+
+class _InferFirst:
+    """ASGI front: a POST to an infer path goes straight to its handler, the rest on."""
+
+    def __init__(self, infer: Handler, app: ASGIApp) -> None:
+        self._infer = infer
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            params = infer_path_params(scope["path"])
+            if params is not None:
+                scope["path_params"] = params
+                response = await self._infer(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) -> ASGIApp:
     """Return the REST application for a data plane."""
     v1 = _Endpoint(plane, auth, "v1")
     v2 = _Endpoint(plane, auth, "v2")
@@ -207,4 +247,4 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
         Route("/v1/models", v1(v1_models)),
         Route("/v1/models/{name}", v1(v1_model)),
     ]
-    return Starlette(routes=routes)
+    return _InferFirst(v2(infer), Starlette(routes=routes))
