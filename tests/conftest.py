@@ -21,16 +21,51 @@ collection (a cold build takes minutes, longer than one test's timeout allows).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from kubeserve.controller.process import OperatorProcess
+
+FULL_EXAMPLE = Path(__file__).resolve().parent / "unit" / "golden" / "inputs" / "full.yaml"
+"""An InferenceService that uses every spec field (unit, CRD and builder tests share it)."""
+
+SetPath = Callable[[dict[str, Any], str, Any], dict[str, Any]]
+
+
+def with_path(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `obj` with one dotted path set (list indexes as numbers)."""
+    obj = copy.deepcopy(obj)
+    *parents, last = path.split(".")
+    node: Any = obj
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return obj
+
+
+@pytest.fixture
+def full_isvc() -> dict[str, Any]:
+    """A fresh copy of the full example InferenceService."""
+    obj: dict[str, Any] = yaml.safe_load(FULL_EXAMPLE.read_text())
+    return obj
+
+
+@pytest.fixture
+def set_path() -> SetPath:
+    """:func:`with_path`, for tests that edit one field of an object."""
+    return with_path
+
 
 CLUSTER_FIXTURES = frozenset({"kubeconfig", "api_client", "namespace", "operator_factory"})
 

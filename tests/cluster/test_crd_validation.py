@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,8 @@ pytestmark = pytest.mark.cluster
 
 GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
 
-
-def full() -> dict[str, Any]:
-    """The unit tests' InferenceService that uses every spec field."""
-    obj: dict[str, Any] = yaml.safe_load((GOLDEN / "inputs" / "full.yaml").read_text())
-    return obj
+SetPath = Callable[[dict[str, Any], str, Any], dict[str, Any]]
+"""The `set_path` fixture (tests/conftest.py): a copy with one dotted path set."""
 
 
 def create(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -49,26 +47,12 @@ def refused(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> str:
 
 
 def test_valid_inferenceservice_is_stored_as_written(
-    api_client: client.ApiClient, namespace: str
+    api_client: client.ApiClient, namespace: str, full_isvc: dict[str, Any]
 ) -> None:
     """A spec using every field is accepted and stored without added defaults."""
-    obj = full()
+    obj = full_isvc
     stored = create(api_client, namespace, obj)
     assert stored["spec"] == obj["spec"]
-
-
-def _edit(path: str, value: Any, obj: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A copy of the full example with one dotted path changed."""
-    obj = copy.deepcopy(obj or full())
-    *parents, last = path.split(".")
-    node: Any = obj
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
-    return obj
 
 
 @pytest.mark.parametrize(
@@ -89,10 +73,16 @@ def _edit(path: str, value: Any, obj: dict[str, Any] | None = None) -> dict[str,
     ],
 )
 def test_invalid_specs_are_refused_with_readable_messages(
-    api_client: client.ApiClient, namespace: str, path: str, value: Any, expected: str
+    api_client: client.ApiClient,
+    namespace: str,
+    path: str,
+    value: Any,
+    expected: str,
+    full_isvc: dict[str, Any],
+    set_path: SetPath,
 ) -> None:
     """The API server refuses each broken rule and says which."""
-    assert expected in refused(api_client, namespace, _edit(path, value))
+    assert expected in refused(api_client, namespace, set_path(full_isvc, path, value))
 
 
 def _apply(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:

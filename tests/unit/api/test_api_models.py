@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from kubeserve.api.v1alpha1 import InferenceService, InferenceServiceStatus
+
+SetPath = Callable[[dict[str, Any], str, Any], dict[str, Any]]
+"""The `set_path` fixture (tests/conftest.py): a copy with one dotted path set."""
 
 
 def minimal() -> dict[str, Any]:
@@ -25,15 +27,6 @@ def minimal() -> dict[str, Any]:
             }
         },
     }
-
-
-FULL = Path(__file__).resolve().parents[1] / "golden" / "inputs" / "full.yaml"
-
-
-def full() -> dict[str, Any]:
-    """Return an InferenceService that uses every spec field."""
-    obj: dict[str, Any] = yaml.safe_load(FULL.read_text())
-    return obj
 
 
 def refusal(obj: dict[str, Any]) -> str:
@@ -58,9 +51,9 @@ def test_minimal_gets_defaults_without_touching_the_input() -> None:
     assert predictor.model.protocol_version == "v2"
 
 
-def test_full_example_round_trips_in_camel_case() -> None:
+def test_full_example_round_trips_in_camel_case(full_isvc: dict[str, Any]) -> None:
     """Every field parses and serialises back under its camelCase name."""
-    obj = full()
+    obj = full_isvc
     isvc = InferenceService.model_validate(obj)
     assert isvc.spec.rollout is not None
     assert isvc.spec.rollout.steps == [10, 25, 50]
@@ -72,20 +65,6 @@ def test_full_example_round_trips_in_camel_case() -> None:
     assert InferenceService.model_validate(wire) == isvc
     with pytest.raises(KeyError):
         isvc.predictor_for("nope")
-
-
-def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """Set a dotted path (list indexes as numbers) in a copy of obj."""
-    obj = copy.deepcopy(obj)
-    *parents, last = path.split(".")
-    node: Any = obj
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
-    return obj
 
 
 @pytest.mark.parametrize(
@@ -119,25 +98,27 @@ def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     ],
 )
 def test_invalid_specs_are_refused_with_a_clear_message(
-    path: str, value: Any, expected: str
+    path: str, value: Any, expected: str, full_isvc: dict[str, Any], set_path: SetPath
 ) -> None:
     """Each broken rule is refused and the message says which rule."""
-    assert expected in refusal(_set(full(), path, value))
+    assert expected in refusal(set_path(full_isvc, path, value))
 
 
-def test_env_value_from_needs_exactly_one_source() -> None:
+def test_env_value_from_needs_exactly_one_source(
+    full_isvc: dict[str, Any], set_path: SetPath
+) -> None:
     """valueFrom with two sources is refused."""
-    obj = _set(
-        full(),
+    obj = set_path(
+        full_isvc,
         "spec.predictor.model.env.1.valueFrom.fieldRef",
         {"fieldPath": "metadata.name"},
     )
     assert "exactly one of secretKeyRef, configMapKeyRef, fieldRef" in refusal(obj)
 
 
-def test_quantities_accept_integers_and_strings() -> None:
+def test_quantities_accept_integers_and_strings(set_path: SetPath) -> None:
     """Resources take Kubernetes quantities: 2, '500m', '1.5Gi'."""
-    obj = _set(
+    obj = set_path(
         minimal(), "spec.predictor.model.resources", {"requests": {"cpu": 2, "memory": "1.5Gi"}}
     )
     isvc = InferenceService.model_validate(obj)
