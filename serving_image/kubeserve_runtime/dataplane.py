@@ -3,7 +3,11 @@
 It owns the loaded model, the input validator, the scheduler (direct or batching), the
 metrics and the drift monitor. Transports decode wire formats into ``InferRequest``,
 call ``infer`` / ``predict_v1`` / the metadata methods, encode the result, and report
-the outcome with ``observe``. Every failure is a ``ServingError`` with its status.
+the outcome with ``record``. Every failure is a ``ServingError`` with its status.
+
+A response to a request without an ``id`` gets a random version-4 UUID drawn from
+``random.getrandbits``: request ids need to be unique, not unpredictable, and
+``uuid.uuid4`` would make a ``getrandom`` system call on every request.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from concurrent.futures import Executor
+from random import getrandbits
 from time import perf_counter
 from typing import Any
 
@@ -160,6 +165,12 @@ class DataPlane:
             raise NotReady(f"model {self.name!r} is still loading")
         return self._model
 
+    def record(self, protocol: str, status: int, seconds: float, counted: bool) -> bool:
+        """Count one finished request; return whether to write its access log line."""
+        if counted:
+            self.metrics.observe_request(protocol, status, seconds)
+        return self.log.sampled(status) and (counted or status >= 400)
+
     # -- inference -------------------------------------------------------------------
 
     def _run(self, feed: Feed) -> Feed:
@@ -193,7 +204,7 @@ class DataPlane:
         response = InferResponse(
             model_name=self.name,
             model_version=self.version,
-            id=request.id or str(uuid.uuid4()),
+            id=request.id or new_request_id(),
             outputs=outputs,
         )
         if self.log.sampled(200):
@@ -229,6 +240,11 @@ class DataPlane:
             return [_v1_tensor(k, [i[k] for i in instances], specs.get(k)) for k in keys]
         spec = self._input_specs[0] if len(self._input_specs) == 1 else None
         return [_v1_tensor(spec.name if spec else "input-0", instances, spec)]
+
+
+def new_request_id() -> str:
+    """Return a random version-4 UUID string for a request that came without an id."""
+    return str(uuid.UUID(int=getrandbits(128), version=4))
 
 
 def _v1_tensor(name: str, values: list[Any], spec: TensorSpec | None) -> Tensor:

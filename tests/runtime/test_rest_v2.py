@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import orjson
 
-from kubeserve_runtime.rest.app import infer_path_params
+from kubeserve_runtime.rest.infer import infer_path_params
 from kubeserve_runtime.testing import RuntimeProcess
 
 Array = np.ndarray[Any, Any]

@@ -124,7 +124,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         """Run one RPC with auth, metrics, access log and error mapping."""
         plane = self._plane
         started = perf_counter()
-        self._inflight.inc()
+        self._inflight.count += 1
         error: ServingError | None = None
         try:
             if counted and self._auth is not None:
@@ -137,12 +137,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             log.exception("unhandled error in gRPC %s", method)
             error = InferenceFailed("internal server error")
         finally:
-            self._inflight.dec()
+            self._inflight.count -= 1
             status = error.status_code if error else 200
             elapsed = perf_counter() - started
-            if counted:
-                plane.metrics.observe_request(PROTOCOL, status, elapsed)
-            if plane.log.sampled(status) and (counted or error is not None):
+            if plane.record(PROTOCOL, status, elapsed, counted):
                 plane.log.access(
                     {
                         "method": method,

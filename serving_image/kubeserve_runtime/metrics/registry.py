@@ -2,7 +2,10 @@
 
 Label values for the served model are fixed at start, so the hot path touches
 pre-bound children (a dict lookup keyed by protocol and status), never
-``labels(...)`` with its lock and tuple building. ``status`` is the HTTP status code
+``labels(...)`` with its lock and tuple building. The in-flight gauge is not
+incremented per request: each protocol has an ``InFlight`` counter, a plain integer the
+transports bump on the event loop thread (uvicorn and grpc.aio share it), and the gauge
+reads it only when scraped (``set_function``). ``status`` is the HTTP status code
 for REST and the HTTP equivalent of the gRPC code for gRPC, so one query covers both.
 """
 
@@ -29,6 +32,19 @@ LATENCY_BUCKETS = (
     10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class InFlight:
+    """Requests of one protocol being handled now; read by the gauge at scrape time."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def value(self) -> float:
+        """The current count (the gauge's sample function)."""
+        return float(self.count)
 
 
 class RuntimeMetrics:
@@ -87,7 +103,7 @@ class RuntimeMetrics:
         )
         self._request_children: dict[tuple[str, int], Any] = {}
         self._total_children: dict[str, Any] = {}
-        self._inflight_children: dict[str, Any] = {}
+        self._inflight_counters: dict[str, InFlight] = {}
 
     def observe_request(self, protocol: str, status: int, seconds: float) -> None:
         """Count one finished request and its total latency."""
@@ -103,13 +119,15 @@ class RuntimeMetrics:
             self._total_children[protocol] = total
         total.observe(seconds)
 
-    def inflight(self, protocol: str) -> Any:
-        """Return the in-flight gauge child for a protocol."""
-        child = self._inflight_children.get(protocol)
-        if child is None:
+    def inflight(self, protocol: str) -> InFlight:
+        """Return the in-flight counter of a protocol (one per protocol, exported)."""
+        counter = self._inflight_counters.get(protocol)
+        if counter is None:
+            counter = InFlight()
             child = self._inflight.labels(self._model, self._version, protocol)
-            self._inflight_children[protocol] = child
-        return child
+            child.set_function(counter.value)
+            self._inflight_counters[protocol] = counter
+        return counter
 
     def observe_batch(self, rows: int, seconds: float) -> None:
         """Record one model call: its rows and duration (called from worker threads)."""
