@@ -87,6 +87,7 @@ class Runtime:
             access_log=False,
             log_config=None,
             server_header=False,
+            proxy_headers=False,
             timeout_keep_alive=75,
             timeout_graceful_shutdown=math.ceil(s.drain_timeout_seconds),
         )
