@@ -171,6 +171,26 @@ class DataPlane:
             self.metrics.observe_request(protocol, status, seconds)
         return self.log.sampled(status) and (counted or status >= 400)
 
+    def access(
+        self,
+        protocol: str,
+        method: str,
+        status: int,
+        seconds: float,
+        client: str | None,
+        path: str | None = None,
+    ) -> None:
+        """Write the access log line of a request that ``record`` chose to log."""
+        fields: dict[str, Any] = {"method": method}
+        if path is not None:
+            fields["path"] = path
+        fields["status"] = status
+        fields["duration_ms"] = round(seconds * 1000, 3)
+        fields["protocol"] = protocol
+        fields["model"] = self.name
+        fields["client"] = client
+        self.log.access(fields)
+
     # -- inference -------------------------------------------------------------------
 
     def _run(self, feed: Feed) -> Feed:

@@ -141,16 +141,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             status = error.status_code if error else 200
             elapsed = perf_counter() - started
             if plane.record(PROTOCOL, status, elapsed, counted):
-                plane.log.access(
-                    {
-                        "method": method,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "protocol": PROTOCOL,
-                        "model": plane.name,
-                        "client": context.peer(),
-                    }
-                )
+                plane.access(PROTOCOL, method, status, elapsed, context.peer())
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             context.set_trailing_metadata((("retry-after", str(retry_after)),))

@@ -71,16 +71,9 @@ class _Endpoint:
             status = response.status_code
             elapsed = perf_counter() - started
             if plane.record(protocol, status, elapsed, counted):
-                plane.log.access(
-                    {
-                        "method": request.method,
-                        "path": request.scope["path"],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "protocol": protocol,
-                        "model": plane.name,
-                        "client": request.client.host if request.client else None,
-                    }
+                client = request.client.host if request.client else None
+                plane.access(
+                    protocol, request.method, status, elapsed, client, request.scope["path"]
                 )
             return response
 

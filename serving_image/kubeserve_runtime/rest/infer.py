@@ -25,14 +25,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
-from kubeserve_runtime.rest.messages import error_response, receive_body
+from kubeserve_runtime.rest.messages import JSON, error_response, receive_body
 from kubeserve_runtime.rest.v2codec import decode_request, encode_response, parse_body
 
 PROTOCOL = "v2"
 CLIENT_CLOSED = 499  # nginx's "client closed request": counted, nothing is sent
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
-_JSON = b"application/json"
+_JSON = JSON.encode()
 _BINARY = b"application/octet-stream"
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
 log = logging.getLogger(__name__)
@@ -88,16 +88,8 @@ class InferEndpoint:
             await send({"type": "http.response.body", "body": body})
         if plane.record(PROTOCOL, status, elapsed, True):
             client = scope.get("client")
-            plane.log.access(
-                {
-                    "method": "POST",
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "protocol": PROTOCOL,
-                    "model": plane.name,
-                    "client": client[0] if client else None,
-                }
+            plane.access(
+                PROTOCOL, "POST", status, elapsed, client[0] if client else None, scope["path"]
             )
 
     async def _infer(
