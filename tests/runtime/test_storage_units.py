@@ -4,6 +4,7 @@ configuration resolution and archive safety checks."""
 from __future__ import annotations
 
 import io
+import logging
 import tarfile
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.gcs import endpoint
 from kubeserve_runtime.storage.options import DownloadOptions
 from kubeserve_runtime.storage.paths import safe_join
+from kubeserve_runtime.storage.redaction import RedactingFilter, redact_text, redact_uri
 from kubeserve_runtime.storage.s3 import s3_config
 from kubeserve_runtime.storage.uri import parse_uri
 from kubeserve_runtime.storage.web import file_name
@@ -48,7 +50,52 @@ def test_parse_uri_rejects_unusable_uris(uri: str, cause: str) -> None:
     with pytest.raises(StorageError) as info:
         parse_uri(uri)
     assert cause in str(info.value)
-    assert str(info.value).startswith(uri)
+    assert str(info.value).startswith(uri.split("#", 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("s3://models/iris/v2", "s3://models/iris/v2"),
+        (f"HTTPS://h/m.onnx#sha256={DIGEST}", f"HTTPS://h/m.onnx#sha256={DIGEST}"),
+        ("https://u:p@h:8443/m?x=1#t=2", "https://REDACTED@h:8443/m?REDACTED#REDACTED"),
+        ("https://token@h/m", "https://REDACTED@h/m"),
+        ("https://h/m?sig=abc&se=2030", "https://h/m?REDACTED"),
+        ("https://h/m.onnx#md5=abc", "https://h/m.onnx#REDACTED"),
+        ("https://[::1/m?token=abc", "https://REDACTED"),
+        ("no uri at all", "no uri at all"),
+    ],
+)
+def test_redact_uri(uri: str, shown: str) -> None:
+    """Userinfo, the whole query and non-digest fragments go; the rest stays as written."""
+    assert redact_uri(uri) == shown
+
+
+def test_redact_text_and_logging_filter() -> None:
+    """URIs inside text (quoted or not) are redacted; a filter rewrites records in place,
+    arguments and exception text included."""
+    text = "Redirect location 'http://h/x?X-Goog-Signature=ab' from https://u:p@h/y failed"
+    assert redact_text(text) == (
+        "Redirect location 'http://h/x?REDACTED' from https://REDACTED@h/y failed"
+    )
+    try:
+        raise ValueError("bad https://h/z?sig=secret-two")
+    except ValueError as exc:
+        record = logging.LogRecord(
+            "httpx",
+            logging.INFO,
+            __file__,
+            1,
+            "GET %s",
+            ("https://h/a?sig=secret-one",),
+            (type(exc), exc, exc.__traceback__),
+        )
+    assert RedactingFilter().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "GET https://h/a?REDACTED" in formatted
+    assert "bad https://h/z?REDACTED" in formatted
+    assert "secret-one" not in formatted
+    assert "secret-two" not in formatted
 
 
 def test_manifest_parsing_accepts_sha256sum_output() -> None:

@@ -25,6 +25,7 @@ from kubeserve_runtime.storage.archive import ArchiveError, extract, is_archive
 from kubeserve_runtime.storage.checksum import ChecksumError, verify_file, verify_manifest
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
+from kubeserve_runtime.storage.redaction import redact_uri
 from kubeserve_runtime.storage.uri import SourceURI, parse_uri
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def download(uri: str, dest: Path, options: DownloadOptions | None = None) -> li
             shutil.rmtree(dest, ignore_errors=True)
         raise
     staging.rmdir()
-    log.info("downloaded %s into %s: %s", source.without_fragment, dest, [p.name for p in placed])
+    shown = redact_uri(source.without_fragment)
+    log.info("downloaded %s into %s: %s", shown, dest, [p.name for p in placed])
     return placed
 
 
