@@ -153,3 +153,15 @@ def test_token_is_never_sent_to_a_plain_http_fake_json_api(
     )
     assert SEEN[before:] == []
     assert not (tmp_path / "models").exists()
+
+
+def test_object_over_the_limit_against_fake_json_api(emulator_host: str, tmp_path: Path) -> None:
+    """Media downloads are charged to the model size limit like https ones."""
+    options = DownloadOptions(config={"STORAGE_EMULATOR_HOST": emulator_host}, max_bytes=3)
+    with pytest.raises(StorageError) as info:
+        download("gs://public/iris/v1/model.onnx", tmp_path / "models", options)
+    assert str(info.value).startswith(
+        "gs://public/iris/v1/model.onnx: model.onnx (4 bytes) would take the model past its "
+        "size limit of 3 bytes"
+    )
+    assert not (tmp_path / "models").exists()

@@ -5,6 +5,7 @@ tokens and user:password only over https, never shown in errors or logs)."""
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import io
 import subprocess
@@ -28,7 +29,9 @@ class _Handler(SimpleHTTPRequestHandler):
     """Serves a directory and records (path, Authorization) of every request.
 
     /private/... answers 403; /bearer/... needs ``Bearer TOKEN`` (401 otherwise);
-    /old/... redirects to /...; /away/... redirects to the same path on ``elsewhere``.
+    /old/... redirects to /...; /away/... redirects to the same path on ``elsewhere``;
+    /stream/N/NAME sends N zero bytes with no Content-Length (ended by closing);
+    /gzip/N/NAME sends N zero bytes as ``Content-Encoding: gzip`` (a small body).
     """
 
     def __init__(self, *args: Any, seen: Seen, elsewhere: str = "", **kwargs: Any) -> None:
@@ -47,6 +50,16 @@ class _Handler(SimpleHTTPRequestHandler):
             self._redirect(self.path.removeprefix("/old"))
         elif self.path.startswith("/away/"):
             self._redirect(self.elsewhere + self.path.removeprefix("/away"))
+        elif self.path.startswith(("/stream/", "/gzip/")):
+            _, how, size, _ = self.path.split("/", 3)
+            body = bytes(int(size))
+            self.send_response(200)
+            if how == "gzip":
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self.path = self.path.removeprefix("/bearer")
             super().do_GET()
@@ -335,3 +348,79 @@ def test_url_httpx_cannot_use_is_a_clear_error(tmp_path: Path) -> None:
         download("http://127.0.0.1/m\x01.onnx?sig=abc", tmp_path / "models", DownloadOptions())
     assert str(info.value).startswith("http://127.0.0.1/m\x01.onnx?REDACTED: invalid URL: ")
     assert not (tmp_path / "models").exists()
+
+
+def _limited(limit: int, **config: str) -> DownloadOptions:
+    """Options with a model size limit."""
+    return DownloadOptions(config=config, max_bytes=limit)
+
+
+def _limit_message(what: str, limit: int, used: int = 0) -> str:
+    """The cause a model over its size limit gets."""
+    return (
+        f"{what} would take the model past its size limit of {limit} bytes "
+        f"(KUBESERVE_MAX_MODEL_BYTES; {used} bytes already on the volume)"
+    )
+
+
+def test_download_over_the_limit_is_refused_from_its_length(
+    site: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A Content-Length that cannot fit fails before the body is read; nothing is left."""
+    base, root = site
+    (root / "big.bin").write_bytes(b"b" * 2000)
+    dest = tmp_path / "models"
+    with pytest.raises(StorageError) as info:
+        download(f"{base}/big.bin", dest, _limited(1000))
+    assert str(info.value) == f"{base}/big.bin: {_limit_message('big.bin (2000 bytes)', 1000)}"
+    assert not dest.exists()
+    download(f"{base}/big.bin", dest, _limited(2000))
+    assert (dest / "big.bin").stat().st_size == 2000
+
+
+@pytest.mark.parametrize("how", ["stream", "gzip"])
+def test_body_over_the_limit_stops_while_streaming(
+    site: tuple[str, Path], tmp_path: Path, how: str
+) -> None:
+    """No Content-Length, or a gzip Content-Encoding that inflates 8 MiB from a few KiB:
+    bytes are counted as written, and the download stops at the limit."""
+    base, _ = site
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "kept.txt").write_text("from before")
+    uri = f"{base}/{how}/{8 << 20}/zeros.bin"
+    with pytest.raises(StorageError) as info:
+        download(uri, dest, _limited(1 << 20))
+    assert str(info.value).startswith(f"{uri}: downloading zeros.bin would take the model past")
+    assert sorted(p.name for p in dest.iterdir()) == ["kept.txt"]
+
+
+def _bomb() -> bytes:
+    """A tar.gz of a 16 MiB file of zeros (about 16 KiB)."""
+    return _tar_gz({"zeros.bin": bytes(16 << 20)})
+
+
+def test_archive_bomb_is_refused_and_leaves_nothing(site: tuple[str, Path], tmp_path: Path) -> None:
+    """The unpacked size counts, with the archive still on the volume beside it."""
+    base, root = site
+    payload = _bomb()
+    (root / "bomb.tar.gz").write_bytes(payload)
+    dest = tmp_path / "models"
+    with pytest.raises(StorageError) as info:
+        download(f"{base}/bomb.tar.gz", dest, _limited(1 << 20))
+    what = f"unpacking bomb.tar.gz (at least {16 << 20} bytes)"
+    assert str(info.value) == f"{base}/bomb.tar.gz: {_limit_message(what, 1 << 20, len(payload))}"
+    assert not dest.exists()
+
+
+def test_archive_and_contents_must_fit_together(site: tuple[str, Path], tmp_path: Path) -> None:
+    """A limit of archive + contents passes (the archive is gone afterwards); one byte
+    less fails."""
+    base, root = site
+    payload = _bomb()
+    (root / "fits.tar.gz").write_bytes(payload)
+    exact = len(payload) + (16 << 20)
+    with pytest.raises(StorageError, match=r"unpacking fits\.tar\.gz"):
+        download(f"{base}/fits.tar.gz", tmp_path / "short", _limited(exact - 1))
+    download(f"{base}/fits.tar.gz", tmp_path / "ok", _limited(exact))
+    assert [p.name for p in (tmp_path / "ok").iterdir()] == ["zeros.bin"]

@@ -48,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
-    options = DownloadOptions.from_environment(link=args.link, pvc_root=args.pvc_root)
+    try:
+        options = DownloadOptions.from_environment(link=args.link, pvc_root=args.pvc_root)
+    except ValueError as exc:
+        print(f"kubeserve-runtime download: error: {exc}", file=sys.stderr)
+        return 1
     try:
         download(args.uri, args.dest, options)
     except StorageError as exc:

@@ -23,13 +23,13 @@ import httpx
 from kubeserve_runtime.storage import web
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
-from kubeserve_runtime.storage.paths import safe_join
+from kubeserve_runtime.storage.prefix import place_objects, prefix_of
+from kubeserve_runtime.storage.quota import Quota
 from kubeserve_runtime.storage.uri import SourceURI
 from kubeserve_runtime.storage.web import http_cause
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 TOKEN_VARIABLE = "GOOGLE_OAUTH_ACCESS_TOKEN"
-_CHUNK = 1 << 20
 
 
 def endpoint(options: DownloadOptions) -> str:
@@ -40,7 +40,7 @@ def endpoint(options: DownloadOptions) -> str:
     return emulator.rstrip("/") if "://" in emulator else f"http://{emulator.rstrip('/')}"
 
 
-def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path | None:
+def fetch(source: SourceURI, staging: Path, options: DownloadOptions, quota: Quota) -> Path | None:
     """Download the object or every object under the prefix into staging."""
     bucket, key = source.netloc, source.key
     base = f"{endpoint(options)}/storage/v1/b/{quote(bucket, safe='')}/o"
@@ -48,31 +48,22 @@ def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path | 
         web.failures(source),
         web.client(TOKEN_VARIABLE, web.bearer(options.get(TOKEN_VARIABLE))) as client,
     ):
+
+        def fetch_one(name: str, target: Path) -> None:
+            url = f"{base}/{quote(name, safe='')}"
+            with client.stream("GET", url, params={"alt": "media"}) as response:
+                web.save(response, target, source, quota)
+
         if key and not key.endswith("/"):
             meta = client.get(f"{base}/{quote(key, safe='')}")
             if meta.status_code == 200:
                 target = staging / Path(key).name
-                _download(client, f"{base}/{quote(key, safe='')}", target, source)
+                fetch_one(key, target)
                 return target
             if meta.status_code != 404:
                 raise StorageError(source.raw, http_cause(meta.status_code))
-        prefix = f"{key.rstrip('/')}/" if key else ""
-        count = 0
-        for name in _list(client, base, prefix, source, bucket):
-            relative = name[len(prefix) :]
-            if not relative or relative.endswith("/"):
-                continue
-            target_path = safe_join(staging, relative)
-            if target_path is None:
-                raise StorageError(source.raw, f"object name escapes the prefix: {name!r}")
-            target_path.parent.mkdir(parents=True, exist_ok=True)
-            _download(client, f"{base}/{quote(name, safe='')}", target_path, source)
-            count += 1
-        if count == 0:
-            raise StorageError(
-                source.raw,
-                f"no object {key!r} and no objects under {prefix!r} in bucket {bucket!r}",
-            )
+        names = _list(client, base, prefix_of(key), source, bucket)
+        place_objects(source, staging, names, fetch_one)
         return None
 
 
@@ -94,13 +85,3 @@ def _list(
         if not token:
             return
         params["pageToken"] = str(token)
-
-
-def _download(client: httpx.Client, url: str, target: Path, source: SourceURI) -> None:
-    """Stream one object's media into target."""
-    with client.stream("GET", url, params={"alt": "media"}) as response:
-        if response.status_code != 200:
-            raise StorageError(source.raw, http_cause(response.status_code))
-        with target.open("wb") as out:
-            for chunk in response.iter_bytes(_CHUNK):
-                out.write(chunk)

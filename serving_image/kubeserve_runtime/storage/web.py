@@ -25,6 +25,7 @@ import httpx
 
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
+from kubeserve_runtime.storage.quota import Quota
 from kubeserve_runtime.storage.uri import SourceURI
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -68,7 +69,7 @@ def file_name(source: SourceURI) -> str:
     return name if name and name not in (".", "..") and "\\" not in name else "model"
 
 
-def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path:
+def fetch(source: SourceURI, staging: Path, options: DownloadOptions, quota: Quota) -> Path:
     """Stream the URL into staging and return the file written."""
     target = staging / file_name(source)
     token = options.get(TOKEN_VARIABLE)
@@ -78,12 +79,23 @@ def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path:
         client(credential, bearer(token)) as http,
         http.stream("GET", source.without_fragment) as response,
     ):
-        if response.status_code != 200:
-            raise StorageError(source.raw, http_cause(response.status_code))
-        with target.open("wb") as out:
-            for chunk in response.iter_bytes(_CHUNK):
-                out.write(chunk)
+        save(response, target, source, quota)
     return target
+
+
+def save(response: httpx.Response, target: Path, source: SourceURI, quota: Quota) -> None:
+    """Write a 200 response's body to target, charging the quota per chunk; a
+    Content-Length that cannot fit is refused before reading. The body is counted as
+    decoded (a gzip Content-Encoding is undone), so a compressed bomb stops too."""
+    if response.status_code != 200:
+        raise StorageError(source.raw, http_cause(response.status_code))
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit():
+        quota.require(int(declared), f"{target.name} ({declared} bytes)")
+    with target.open("wb") as out:
+        for chunk in response.iter_bytes(_CHUNK):
+            quota.charge(len(chunk), f"downloading {target.name}")
+            out.write(chunk)
 
 
 @contextmanager
