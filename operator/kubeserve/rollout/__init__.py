@@ -1,6 +1,7 @@
 """Rollout logic: revisions, canary/A-B decisions and canary analysis, all without a cluster.
 
-The modules, top-down: each imports only modules listed below it (a unit test checks).
+The modules, top-down: each imports only modules listed below it
+(tests/unit/test_package_order.py checks).
 
 - :mod:`.metrics` and :mod:`.prometheus` read the canary's metrics for the controller
   (pod scrapes or PromQL), as :func:`.observation.metrics_request` asks;
