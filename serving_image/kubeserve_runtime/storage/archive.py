@@ -45,13 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from kubeserve_runtime.storage.chunk import CHUNK_BYTES
 from kubeserve_runtime.storage.paths import relative_parts
 from kubeserve_runtime.storage.quota import Quota
 
 MAX_MEMBERS = 10_000
 MAX_LINK_TARGET = 4096
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-_CHUNK = 1 << 20
 # What a corrupt or unsupported archive raises while it is read: RuntimeError is an
 # encrypted zip member, NotImplementedError an unknown zip compression method.
 _UNREADABLE = (
@@ -204,7 +204,7 @@ def _copy(stream: IO[bytes], path: Path, entry: Entry) -> None:
         descriptor = os.open(path, flags, 0o755 if entry.executable else 0o644)
         with os.fdopen(descriptor, "wb") as out:
             left = entry.size
-            while left and (chunk := stream.read(min(_CHUNK, left))):
+            while left and (chunk := stream.read(min(CHUNK_BYTES, left))):
                 out.write(chunk)
                 left -= len(chunk)
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from kubeserve_runtime.storage.chunk import CHUNK_BYTES
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
 from kubeserve_runtime.storage.quota import Quota
@@ -30,7 +31,6 @@ from kubeserve_runtime.storage.uri import SourceURI
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 TOKEN_VARIABLE = "HTTPS_BEARER_TOKEN"
-_CHUNK = 1 << 20
 
 
 class CredentialsInClear(Exception):
@@ -93,7 +93,7 @@ def save(response: httpx.Response, target: Path, source: SourceURI, quota: Quota
     if declared.isdigit():
         quota.require(int(declared), f"{target.name} ({declared} bytes)")
     with target.open("wb") as out:
-        for chunk in response.iter_bytes(_CHUNK):
+        for chunk in response.iter_bytes(CHUNK_BYTES):
             quota.charge(len(chunk), f"downloading {target.name}")
             out.write(chunk)
 
