@@ -68,22 +68,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- include "kubeserve.fullname" . -}}
 {{- end -}}
 
-{{/* RBAC rules of the operator's work on InferenceServices, the same cluster-wide (ClusterRole)
-and per watched namespace (Role): exactly the calls the operator makes, nothing more.
-- inferenceservices list/watch: kopf's index and events (the spec is never written);
-- inferenceservices/status patch: the one status merge patch per pass;
-- children list/watch (kopf's indices), create+patch (server-side apply creates what is
-  missing), delete (prune); nothing GETs or PUTs them;
-- pods list: the canary's pods for /metrics analysis;
-- events create: the operator's and kopf's core/v1 Events.
-No Secrets: pods reference credentials by name and the kubelet mounts them. */}}
+{{/* RBAC rules of the operator's work on InferenceServices: the same cluster-wide (ClusterRole)
+and per watched namespace (Role). Exactly the calls the operator makes, nothing more. */}}
 {{- define "kubeserve.operatorRules" -}}
+# The API it serves: kopf's index and events read specs; one status merge patch per pass
+# (the spec is never written).
 - apiGroups: ["serving.kubeserve.io"]
   resources: ["inferenceservices"]
   verbs: ["list", "watch"]
 - apiGroups: ["serving.kubeserve.io"]
   resources: ["inferenceservices/status"]
   verbs: ["patch"]
+# Children it owns: list/watch feed kopf's indices, server-side apply needs create and
+# patch, prune needs delete; nothing GETs or PUTs them.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -102,9 +99,12 @@ No Secrets: pods reference credentials by name and the kubelet mounts them. */}}
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The canary's pods, for /metrics analysis. No Secrets: pods reference credentials by
+# name and the kubelet mounts them.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+# core/v1 Events about what it did (the operator's and kopf's).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

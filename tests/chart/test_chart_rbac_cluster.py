@@ -125,13 +125,14 @@ def test_operator_works_with_exactly_the_charts_rbac(
     (container,) = pod["containers"]
     account = pod["serviceAccountName"]
     user = f"system:serviceaccount:{namespace}:{account}"
+    fullname = deployment["metadata"]["name"]  # also the Lease's name
 
     kubectl(kubectl_binary, kubeconfig, ["apply", "--server-side"], rbac)
     try:
         # What the mode grants, and what it must not.
         assert allowed(api_client, user, "create", "deployments", watched, "apps")
         lease = ("leases", namespace, "coordination.k8s.io")
-        assert allowed(api_client, user, "update", *lease, release)
+        assert allowed(api_client, user, "update", *lease, fullname)
         assert not allowed(api_client, user, "update", *lease, "other")
         assert not allowed(api_client, user, "get", "secrets", watched)
         assert not allowed(api_client, user, "update", "inferenceservices", watched, GROUP)
@@ -149,7 +150,7 @@ def test_operator_works_with_exactly_the_charts_rbac(
             GROUP, VERSION, watched, PLURAL, isvc(watched)
         )
         watching.wait_isvc(api_client, watched, "iris", watching.is_ready, "Ready", timeout=120)
-        held = client.CoordinationV1Api(api_client).read_namespaced_lease(release, namespace)
+        held = client.CoordinationV1Api(api_client).read_namespaced_lease(fullname, namespace)
         assert held.spec.holder_identity.startswith(f"{release}-pod_")
         assert operator.get("/healthz").json()["leader"] is True
         operator.stop()
