@@ -5,6 +5,8 @@ The modules, top-down: each imports only modules listed below it
 
 - :mod:`.metrics` and :mod:`.prometheus` read the canary's metrics for the controller
   (pod scrapes or PromQL), as :func:`.observation.metrics_request` asks;
+- :mod:`.promql` refuses custom queries not confined to the InferenceService's namespace;
+- :mod:`.responses` reads HTTP answers with a byte cap and one deadline;
 - :mod:`.decision` is the pure decision function (spec + state + facts -> state, plan,
   conditions, events); it only composes the stages below, in order:
 - :mod:`.canary` decides the main predictor's stable/canary/previous revisions;

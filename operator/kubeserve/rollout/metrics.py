@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubeserve.builders.meta import selector_labels
 from kubeserve.builders.pod import METRICS_PORT
 from kubeserve.rollout.analysis import MetricsUnavailable, PodCounters, Snapshot
-from kubeserve.rollout.decision import MetricsRequest, Reading
+from kubeserve.rollout.observation import MetricsRequest, Reading
 from kubeserve.rollout.prometheus import PrometheusClient
 from kubeserve.rollout.responses import read_bounded
 

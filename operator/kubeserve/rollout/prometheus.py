@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable
-from kubeserve.rollout.decision import MetricsRequest
+from kubeserve.rollout.observation import MetricsRequest
 from kubeserve.rollout.promql import QueryRefused, require_namespace
 from kubeserve.rollout.responses import read_bounded
 
