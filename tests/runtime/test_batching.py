@@ -46,7 +46,7 @@ def test_batcher_merges_concurrent_requests_and_splits_results() -> None:
             results = await asyncio.gather(
                 *(batcher.submit({"x": np.array([[float(i)]])}) for i in range(10))
             )
-            await batcher.close()
+            await batcher.close(60)
             return results
 
     results = asyncio.run(scenario())
@@ -77,7 +77,7 @@ def test_batcher_isolates_a_failing_request() -> None:
                 *(batcher.submit({"x": np.array([[v]])}) for v in values),
                 return_exceptions=True,
             )
-            await batcher.close()
+            await batcher.close(60)
             return results
 
     ok1, bad, ok3 = asyncio.run(scenario())
@@ -105,7 +105,7 @@ def test_batcher_dispatches_a_lone_request_at_once() -> None:
             )
             first = await asyncio.wait_for(batcher.submit({"x": np.array([[1.0]])}), 60)
             second = await asyncio.wait_for(batcher.submit({"x": np.array([[2.0]])}), 60)
-            await batcher.close()
+            await batcher.close(60)
             return first, second
 
     first, second = asyncio.run(scenario())
@@ -150,7 +150,7 @@ def test_batcher_waits_for_more_rows_while_another_batch_runs() -> None:
             done = await asyncio.wait_for(asyncio.gather(*early, late), 60)
             release.set()
             await blocker
-            await batcher.close()
+            await batcher.close(60)
             return list(done)
 
     results = asyncio.run(scenario())
@@ -215,7 +215,7 @@ def test_idle_batcher_runs_a_cheap_lone_request_inline_yet_merges_concurrent_one
             )
             with pytest.raises(InvalidInput):
                 await batcher.submit({"x": np.array([[-1.0]])})
-            await batcher.close()
+            await batcher.close(60)
             return burst
 
     burst = asyncio.run(scenario())
@@ -256,7 +256,7 @@ def test_full_queue_raises_overloaded(batching: bool) -> None:
             await asyncio.sleep(0.1)
             release.set()
             results = await asyncio.gather(*tasks, return_exceptions=True)
-            await scheduler.close()
+            await scheduler.close(60)
             refused = sum(isinstance(r, Overloaded) for r in results)
             return refused, len(results) - refused
 
