@@ -17,7 +17,7 @@ from kubeserve_runtime.errors import InvalidInput
 
 Array = np.ndarray[Any, Any]
 
-REFUSED_JSON: list[tuple[str, Any, str, str]] = [
+REFUSED_JSON: list[tuple[str, Any, str | None, str]] = [
     ("fractions for INT64", [1.9, -2.7], "INT64", "1.9 is not a whole number"),
     ("300.7 for INT8", [300.7, 1e10], "INT8", "300.7 is outside -128..127"),
     ("300 for INT8", [300], "INT8", "300 is outside -128..127"),
