@@ -54,7 +54,8 @@ def check_shape(name: str, shape: Any) -> list[int]:
         raise InvalidInput(
             f"input {name!r}: shape must be a list of at most {MAX_DIMS} non-negative integers"
         )
-    if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS or (count == 0 and math.prod(d or 1 for d in shape) > MAX_ELEMENTS):
         raise InvalidInput(f"input {name!r}: shape {list(shape)} is too large")
     return list(shape)
 

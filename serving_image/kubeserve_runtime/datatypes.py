@@ -58,6 +58,7 @@ _DATATYPE_BY_NUMPY: Final[dict[np.dtype[Any], str]] = {
     dtype: name for name, dtype in NUMPY_BY_DATATYPE.items()
 }
 _INTEGER: Final = frozenset(n for n, d in NUMPY_BY_DATATYPE.items() if d.kind in "iu")
+_FLOAT_TYPES: Final = frozenset(n for n, d in NUMPY_BY_DATATYPE.items() if d.kind == "f")
 _NUMERIC: Final = [d for d in NUMPY_BY_DATATYPE.values() if d.kind != "O"]
 # np.can_cast costs microseconds per call; the answers for the datatypes never change.
 _SAFE: Final[frozenset[tuple[np.dtype[Any], np.dtype[Any]]]] = frozenset(
@@ -166,52 +167,60 @@ def _float_limit(dtype: np.dtype[Any]) -> float:
 
 
 _FLOAT_LIMITS: Final = {d: _float_limit(d) for d in _NUMERIC if d.kind == "f"}
+_FLOAT_LIMITS_SQUARED: Final = {d: limit * limit for d, limit in _FLOAT_LIMITS.items()}
 
 
 def _to_float(name: str, array: Array, datatype: str, target: np.dtype[Any]) -> Array:
-    """Cast to a float dtype if no finite value overflows (NaN and infinity stay)."""
+    """Cast to a float dtype if no finite value overflows (NaN and infinity stay).
+
+    Integers overflow only FP16 (64-bit integers stay far below FP32's range). For
+    floats, one dot product bounds every value at once: if the sum of squares is below
+    limit², no value reaches the limit. Only when it is not (huge values, NaN,
+    infinity) are the values looked at one by one. The bound is checked before the
+    cast, which would warn on overflow.
+    """
     limit = _FLOAT_LIMITS[target]
-    # Checked before the cast, which would warn on overflow. NaN fails both comparisons
-    # and so takes the exact look.
-    if not (-limit < array.min() and array.max() < limit):
-        overflow = (array <= -limit) | (array >= limit)
-        if array.dtype.kind == "f":
-            overflow &= np.isfinite(array)
-        if overflow.any():
-            value = _first(array, overflow)
-            largest = float(np.finfo(target).max)
-            raise _invalid(name, datatype, f"{value} is outside ±{largest:g}")
+    if array.dtype.kind == "f":
+        if not np.vdot(array, array) < _FLOAT_LIMITS_SQUARED[target]:
+            overflow = np.isfinite(array) & ((array <= -limit) | (array >= limit))
+            _refuse_overflow(name, array, datatype, overflow)
+    elif target.itemsize < 4 and not (-limit < array.min() and array.max() < limit):
+        _refuse_overflow(name, array, datatype, (array <= -limit) | (array >= limit))
     return array.astype(target)
 
 
+def _refuse_overflow(name: str, array: Array, datatype: str, overflow: Array) -> None:
+    """Raise for the first value that would overflow, if there is one."""
+    if overflow.any():
+        value = _first(array, overflow)
+        largest = float(np.finfo(numpy_dtype(datatype)).max)
+        raise _invalid(name, datatype, f"{value} is outside ±{largest:g}")
+
+
 def _to_integer(name: str, array: Array, datatype: str, target: np.dtype[Any]) -> Array:
-    """Cast to an integer dtype if every value is whole and inside its range."""
+    """Cast to an integer dtype if every value is whole and inside its range.
+
+    numpy's ``casting="same_value"`` does the check in the cast loop itself; only a
+    refused cast looks for the value to name.
+    """
+    try:
+        return array.astype(target, casting="same_value")
+    except ValueError:
+        pass
     info = np.iinfo(target)
-    low, high = array.min(), array.max()
-    is_float = array.dtype.kind == "f"
-    if is_float:
+    if array.dtype.kind == "f":
         # float(info.min) and float(info.max) + 1 are powers of two, exact in float64;
         # NaN fails both comparisons.
-        lo, hi = float(info.min), float(info.max) + 1
-        inside = lo <= low and high < hi
-    else:
-        inside = info.min <= int(low) and int(high) <= info.max
-    if not inside:
-        if is_float:
-            outside = ~((array >= lo) & (array < hi))
-        else:
-            outside = (array < info.min) | (array > info.max)
-        value = _first(array, outside)
-        why = "not a finite number" if is_float and not math.isfinite(value) else "outside"
-        span = f" {info.min}..{info.max}" if why == "outside" else ""
-        raise _invalid(name, datatype, f"{value} is {why}{span}")
-    out = array.astype(target)
-    if is_float:
-        whole = out == array
-        if not whole.all():
-            value = _first(array, ~whole)
+        outside = ~((array >= float(info.min)) & (array < float(info.max) + 1))
+        if not outside.any():
+            value = _first(array, np.trunc(array) != array)
             raise _invalid(name, datatype, f"{value} is not a whole number")
-    return out
+    else:
+        outside = (array < info.min) | (array > info.max)
+    value = _first(array, outside)
+    if not math.isfinite(value):
+        raise _invalid(name, datatype, f"{value} is not a finite number")
+    raise _invalid(name, datatype, f"{value} is outside {info.min}..{info.max}")
 
 
 def json_types(data: Any) -> set[type]:
@@ -228,13 +237,20 @@ def from_json(name: str, data: Any, datatype: str | None, booleans: bool = True)
     """
     if datatype == "BYTES":
         return _strings(name, data)
-    if datatype is not None:
-        numpy_dtype(datatype)  # refuses unknown names and BF16
+    if datatype is not None and datatype not in NUMPY_BY_DATATYPE:
+        numpy_dtype(datatype)  # raises: unknown, or BF16
     try:
         values = np.asarray(data)
     except ValueError as exc:  # uneven nesting, or deeper than numpy's 64 dimensions
         raise _invalid(name, datatype, f"not a rectangular array ({exc})") from None
     kind = values.dtype.kind
+    if kind == "f" and not booleans and datatype in _FLOAT_TYPES:  # the hot path
+        target = NUMPY_BY_DATATYPE[datatype]
+        if values.dtype == target:
+            return values
+        if np.vdot(values, values) < _FLOAT_LIMITS_SQUARED[target]:  # see _to_float
+            return values.astype(target)
+        return _to_float(name, values, datatype, target)
     if kind == "U" and datatype is None:
         return _strings(name, data)
     if kind not in "biuf":
