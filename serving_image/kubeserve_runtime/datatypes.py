@@ -126,8 +126,9 @@ def _invalid(name: str, datatype: str | None, why: str) -> InvalidInput:
 
 
 def _first(array: Array, bad: Array) -> Any:
-    """Return the first value of ``array`` where ``bad`` is true, as a Python scalar."""
-    return array.ravel()[int(np.flatnonzero(bad.ravel())[0])].item()
+    """Return the first value of ``array`` where ``bad`` is true (None if nowhere)."""
+    found = np.flatnonzero(bad.ravel())
+    return array.ravel()[int(found[0])].item() if found.size else None
 
 
 def cast(name: str, array: Array, datatype: str) -> Array:
@@ -212,18 +213,18 @@ def _to_integer(name: str, array: Array, datatype: str, target: np.dtype[Any]) -
         # float(info.min) and float(info.max) + 1 are powers of two, exact in float64;
         # NaN fails both comparisons.
         outside = ~((array >= float(info.min)) & (array < float(info.max) + 1))
-        if not outside.any():
-            value = _first(array, np.trunc(array) != array)
-            raise _invalid(name, datatype, f"{value} is not a whole number")
     else:
         outside = (array < info.min) | (array > info.max)
     value = _first(array, outside)
+    if value is None:
+        value = _first(array, np.trunc(array) != array)
+        raise _invalid(name, datatype, f"{value} is not a whole number")
     if not math.isfinite(value):
         raise _invalid(name, datatype, f"{value} is not a finite number")
     raise _invalid(name, datatype, f"{value} is outside {info.min}..{info.max}")
 
 
-def json_types(data: Any) -> set[type]:
+def _json_types(data: Any) -> set[type]:
     """Return the Python types of the leaves of JSON data (nested lists)."""
     return set(map(type, np.asarray(data, dtype=object).ravel().tolist()))
 
@@ -260,7 +261,7 @@ def from_json(name: str, data: Any, datatype: str | None, booleans: bool = True)
         return values.astype(numpy_dtype(want))
     if (kind == "b") != (want == "BOOL"):
         return _from_objects(name, data, want)
-    if kind != "b" and booleans and bool in json_types(data):
+    if kind != "b" and booleans and bool in _json_types(data):
         raise _invalid(name, want, "true/false among numbers; send 1 or 0")
     if kind == "f" and want in _INTEGER and np.abs(values).max() >= 2.0**53:
         return _from_objects(name, data, want)  # ints numpy turned into floats
