@@ -105,3 +105,124 @@ def serve_http(loopback_tls: tuple[Path, ssl.SSLContext]) -> Iterator[Callable[.
 
     with ExitStack() as stack:
         yield start
+
+
+TYPED_HANDLER = '''
+"""Echoes its inputs, one of each kind of datatype; marker values in f32 make it fail."""
+
+from kubeserve_runtime.errors import InvalidInput
+
+
+class Handler:
+    inputs = [
+        {"name": "i8", "datatype": "INT8", "shape": [-1, 2]},
+        {"name": "i64", "datatype": "INT64", "shape": [-1, 2]},
+        {"name": "f16", "datatype": "FP16", "shape": [-1, 2]},
+        {"name": "f32", "datatype": "FP32", "shape": [-1, 2]},
+        {"name": "flag", "datatype": "BOOL", "shape": [-1, 2]},
+        {"name": "text", "datatype": "BYTES", "shape": [-1, 1]},
+    ]
+
+    def predict(self, feed):
+        marker = feed["f32"][0, 0]
+        if marker == 13:  # a bug: internals in the message must not reach the client
+            raise KeyError("secret-13 in /srv/models/handler.py")
+        if marker == 7:  # the model refuses what passed validation
+            raise ValueError("secret-7 detail of the model")
+        if marker == 9:  # a refusal the handler wants the client to read
+            raise InvalidInput("f32 must not start with 9")
+        return dict(feed)
+'''
+
+TYPED_INPUTS: dict[str, tuple[str, list[Any]]] = {
+    "i8": ("INT8", [[-128, 127]]),
+    "i64": ("INT64", [[2**62 + 1, -5]]),
+    "f16": ("FP16", [[65504.0, 0.5]]),
+    "f32": ("FP32", [[1.5, -2.25]]),
+    "flag": ("BOOL", [[True, False]]),
+    "text": ("BYTES", [["é"]]),
+}
+"""A valid request for the typed server: name -> (datatype, data); values at the edges
+of their datatypes, so an echo that differs shows a coercion."""
+
+
+@pytest.fixture(scope="session")
+def typed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    """A custom model with INT8, INT64, FP16, FP32, BOOL and BYTES inputs, batching on.
+
+    It echoes its inputs; f32 starting with 13 raises KeyError, 7 ValueError and 9 the
+    runtime's InvalidInput.
+    """
+    path = tmp_path_factory.mktemp("typed")
+    (path / "handler.py").write_text(TYPED_HANDLER)
+    with RuntimeProcess(path, "typed", "--max-batch-size", "8") as server:
+        yield server
+
+
+TypedBody = Callable[..., dict[str, Any]]
+
+
+def _typed_body(**replace: dict[str, Any] | None) -> dict[str, Any]:
+    """A V2 JSON body for the typed server; ``name=`` a dict updates that tensor, None
+    drops it."""
+    inputs = []
+    for name, (datatype, data) in TYPED_INPUTS.items():
+        tensor = {"name": name, "datatype": datatype, "shape": [1, len(data[0])], "data": data}
+        change = replace.get(name, {})
+        if change is not None:
+            inputs.append({**tensor, **change})
+    return {"inputs": inputs}
+
+
+@pytest.fixture(scope="session")
+def typed_body() -> TypedBody:
+    """Builds V2 JSON bodies for the typed server (see ``_typed_body``)."""
+    return _typed_body
+
+
+def _typed_instance(**replace: list[Any]) -> dict[str, Any]:
+    """A V1 instance (one row per input) for the typed server, some rows replaced."""
+    return {name: replace.get(name, data[0]) for name, (_, data) in TYPED_INPUTS.items()}
+
+
+@pytest.fixture(scope="session")
+def typed_instance() -> Callable[..., dict[str, Any]]:
+    """Builds V1 instances for the typed server (see ``_typed_instance``)."""
+    return _typed_instance
+
+
+CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "FP16": "fp32_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+GrpcRequest = Callable[..., Any]
+
+
+def _grpc_request(model: str, doc: dict[str, Any], request_id: str = "") -> Any:
+    """A ModelInferRequest (tritonclient's protobuf classes) with typed contents built
+    from a V2 JSON body, nested data flattened."""
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    for tensor in doc["inputs"]:
+        item = request.inputs.add(
+            name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
+        )
+        values = list(np.asarray(tensor["data"], dtype=object).ravel())
+        if tensor["datatype"] == "BYTES":
+            values = [v.encode() for v in values]
+        getattr(item.contents, CONTENTS_FIELD[tensor["datatype"]]).extend(values)
+    return request
+
+
+@pytest.fixture(scope="session")
+def grpc_request() -> GrpcRequest:
+    """Builds gRPC infer requests from V2 JSON bodies (see ``_grpc_request``)."""
+    return _grpc_request

@@ -15,10 +15,9 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
 
 from kubeserve_runtime.auth import TokenAuth
-from kubeserve_runtime.codec import array_to_raw, check_shape, raw_to_array
+from kubeserve_runtime.codec import array_to_raw, check_shape, contents_to_array, raw_to_array
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.datatypes import numpy_dtype
 from kubeserve_runtime.errors import InferenceFailed, InvalidInput, ServingError
@@ -69,19 +68,12 @@ def decode_request(request: Any) -> InferRequest:
     for index, item in enumerate(request.inputs):
         name, datatype = item.name, item.datatype
         shape = check_shape(name, list(item.shape))
-        dtype = numpy_dtype(datatype)
+        numpy_dtype(datatype)
         if raw:
             data = raw_to_array(name, raw[index], datatype, shape)
         else:
             values = getattr(item.contents, CONTENTS_FIELD[datatype])
-            if datatype == "BYTES":
-                data = np.empty(len(values), dtype=object)
-                data[:] = list(values)
-            else:
-                data = np.asarray(values, dtype=dtype)
-            if data.size != int(np.prod(shape)):
-                raise InvalidInput(f"input {name!r}: {data.size} values do not fit shape {shape}")
-            data = data.reshape(shape)
+            data = contents_to_array(name, values, datatype, shape)
         tensors.append(Tensor(name, datatype, data, _parameters(item.parameters)))
     outputs = [RequestedOutput(o.name, _parameters(o.parameters)) for o in request.outputs]
     return InferRequest(

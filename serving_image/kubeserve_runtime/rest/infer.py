@@ -26,7 +26,7 @@ from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
 from kubeserve_runtime.rest.messages import JSON, error_response, receive_body
-from kubeserve_runtime.rest.v2codec import decode_request, encode_response, parse_body
+from kubeserve_runtime.rest.v2codec import decode_body, encode_response
 
 PROTOCOL = "v2"
 CLIENT_CLOSED = 499  # nginx's "client closed request": counted, nothing is sent
@@ -110,8 +110,7 @@ class InferEndpoint:
         name, version = params["name"], params.get("version")
         plane = self._plane
         plane.resolve(name, version)
-        doc, binary = parse_body(await receive_body(receive, self._limit, length), header_length)
-        request = decode_request(doc, binary)
+        request = decode_body(await receive_body(receive, self._limit, length), header_length)
         result = await plane.infer(name, version, request)
         content, json_length = encode_response(
             result, request.parameters.get("binary_data_output") is True
