@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -135,6 +135,13 @@ class OperatorProcess:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         }
+
+    def health(self) -> dict[str, Any]:
+        """The liveness endpoint's JSON (kopf: one entry per probe, e.g. "queue")."""
+        response = httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=5)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def api_requests(self) -> dict[str, float]:
         """API requests sent so far, keyed by "verb kind"."""
