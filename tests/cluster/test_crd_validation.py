@@ -19,6 +19,7 @@ from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from kubeserve.api.v1alpha1 import GROUP, PLURAL, VERSION
+from kubeserve.controller.drift import contains
 
 pytestmark = pytest.mark.cluster
 
@@ -85,6 +86,63 @@ def test_invalid_specs_are_refused_with_readable_messages(
     assert expected in refused(api_client, namespace, set_path(full_isvc, path, value))
 
 
+HEADER_NAMES = "match.headers names must be HTTP header names"
+PVC_CLAIM = "a pvc:// storageUri is pvc://<claim>/<path>"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.variants.0.match.headers", {"": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x y": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x-a\r\nx-b": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x:y": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x" * 257: "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"X-Variant": "b", "x-variant": "c"}, "ignoring case"),
+        ("spec.predictor.model.storageUri", "pvc://Models/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://models_v1/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc:///iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://models./iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://a b/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", f"pvc://{'a' * 254}/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageSizeLimit", "1.5Gi", "spec.predictor.model.storageSizeLimit"),
+        ("spec.predictor.shutdownDelaySeconds", 301, "should be less than or equal to 300"),
+        (
+            "spec.predictor.topologySpreadConstraints",
+            [{"topologyKey": "topology.kubernetes.io/zone", "minDomains": 2}],
+            "minDomains needs whenUnsatisfiable: DoNotSchedule",
+        ),
+        (
+            "spec.predictor.topologySpreadConstraints",
+            [{"topologyKey": "zone"}, {"topologyKey": "zone", "maxSkew": 2}],
+            "may name a topologyKey once per whenUnsatisfiable",
+        ),
+    ],
+)
+def test_header_names_claims_sizes_and_spread_are_refused(
+    api_client: client.ApiClient,
+    namespace: str,
+    path: str,
+    value: Any,
+    expected: str,
+    full_isvc: dict[str, Any],
+    set_path: SetPath,
+) -> None:
+    """What would break the route, the pod's volume or its scheduling is refused up front."""
+    assert expected in refused(api_client, namespace, set_path(full_isvc, path, value))
+
+
+def test_valid_header_names_and_claims_are_accepted(
+    api_client: client.ApiClient, namespace: str, full_isvc: dict[str, Any], set_path: SetPath
+) -> None:
+    """Every token character, a 256-character name and a dotted 253-character claim pass."""
+    obj = set_path(
+        full_isvc, "spec.variants.0.match.headers", {"!#$%&'*+-.^_`|~Az09": "b", "x" * 256: "c"}
+    )
+    obj = set_path(obj, "spec.predictor.model.storageUri", f"pvc://team.{'a' * 248}/iris")
+    create(api_client, namespace, obj)
+
+
 def _apply(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply one child (field manager kubeserve) and return the stored object."""
     resources = dynamic.DynamicClient(api).resources
@@ -109,12 +167,17 @@ def _apply(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[s
 def test_builder_output_is_accepted_and_routes_do_not_drift(
     api_client: client.ApiClient, namespace: str, case: str
 ) -> None:
-    """Every golden child is accepted; HTTPRoutes are stored exactly as built (no drift)."""
+    """Every golden child is accepted and stored as built: the operator sees no drift.
+
+    HTTPRoutes are stored exactly as built; other kinds gain server defaults only, and
+    every built field (sizes in canonical spelling included) reads back the same.
+    """
     children = list(yaml.safe_load_all((GOLDEN / f"{case}.yaml").read_text()))
     for child in children:
         stored = _apply(api_client, namespace, child)
         if child["kind"] == "HTTPRoute":
             assert stored["spec"] == child["spec"]
+        assert contains(stored["spec"], child["spec"]), child["metadata"]["name"]
 
 
 def test_predictor_pods_pass_pod_security_restricted(

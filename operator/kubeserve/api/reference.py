@@ -7,6 +7,7 @@ description) and the validation rules the API server enforces, with their messag
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any
 
@@ -84,7 +85,7 @@ def _section(name: str, schema: JsonObject) -> list[str]:
     rules = schema.get("x-kubernetes-validations", [])
     if rules:
         lines += ["", "Validation rules (enforced by the API server):", ""]
-        lines += [f"- {rule['message']} — `{rule['rule']}`" for rule in rules]
+        lines += [f"- {_text(rule['message'])} — {_code(rule['rule'])}" for rule in rules]
     return [*lines, ""]
 
 
@@ -161,4 +162,21 @@ def _json(value: Any) -> str:
 
 def _cell(text: str) -> str:
     """Make text safe for one Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    return _no_tags(" ".join(text.split()).replace("|", "\\|"))
+
+
+def _no_tags(text: str) -> str:
+    """Escape `<` where Markdown would start an HTML tag (`<claim>` would vanish)."""
+    return re.sub(r"<(?=[A-Za-z/])", r"\\<", text)
+
+
+def _text(text: str) -> str:
+    """Plain prose: no HTML tags, no code spans."""
+    return _no_tags(text.replace("`", "\\`"))
+
+
+def _code(text: str) -> str:
+    """An inline code span for `text`, fenced by more backticks than it contains in a row."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

@@ -35,6 +35,36 @@ MAX_VARIANTS = 8
 MAX_STEPS = 20
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+"""A DNS-1123 subdomain (object names such as a PersistentVolumeClaim's), unanchored.
+
+Written with ``[.]`` rather than ``\\.`` so it needs no escaping inside CEL strings."""
+MAX_SUBDOMAIN_LENGTH = 253
+PVC_URI_PATTERNS = (
+    f"^pvc://[-a-z0-9.]{{1,{MAX_SUBDOMAIN_LENGTH}}}(/.*)?$",
+    f"^pvc://{DNS_SUBDOMAIN}(/.*)?$",
+)
+"""A pvc:// URI must match both: the claim is 1..253 characters and a DNS-1123 subdomain.
+
+Two patterns because RE2 (CEL) has no look-ahead to bound the length of the structured
+one; the first only counts the characters before the first ``/``."""
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+"""An HTTP header name (RFC 7230 token), as Gateway API's HTTPHeaderName allows.
+
+It contains ``'``, so CEL embeds it in a double-quoted string; no ``"`` or ``\\`` in it."""
+MAX_HEADER_NAME_LENGTH = 256
+SIZE_SUFFIXES: dict[str, int] = {
+    **{s: 1024 ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti"))},
+    **{s: 1000 ** (i + 1) for i, s in enumerate(("k", "M", "G", "T"))},
+}
+SIZE_PATTERN = rf"^([1-9][0-9]{{0,5}})({'|'.join(SIZE_SUFFIXES)})?$"
+"""A positive whole number (up to 6 digits) with an optional suffix: 10Gi, 500Mi, 20G.
+
+Deliberately narrower than a Kubernetes quantity (no fractions, exponents, milli, P or
+E, so at most 999999Ti and never beyond int64), so it is a valid quantity for
+``emptyDir.sizeLimit`` and converts to bytes exactly."""
+LABEL_KEY_PATTERN = f"^({DNS_SUBDOMAIN}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
+"""A label key such as ``topology.kubernetes.io/zone`` (optional DNS prefix, name <= 63)."""
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
@@ -62,6 +92,14 @@ DataType = Literal[
     "BYTES",
 ]
 
+DEFAULT_STORAGE_SIZE_LIMIT = "10Gi"
+"""storageSizeLimit when unset: room for typical models without filling a node's disk."""
+DEFAULT_SHUTDOWN_DELAY_SECONDS = 5
+"""shutdownDelaySeconds when unset: time for endpoints and gateways to stop routing."""
+MAX_SHUTDOWN_DELAY_SECONDS = 300
+DEFAULT_SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+"""Topology keys the replicas spread over when topologySpreadConstraints is unset."""
+
 DEFAULT_SCALE_TARGETS: dict[str, int] = {"cpu": 80, "memory": 80, "concurrency": 8, "rps": 50}
 """scaleTarget when unset: utilisation % for cpu/memory, per-pod value otherwise."""
 
@@ -86,6 +124,27 @@ RolloutStateObject = Annotated[
 ]
 """Free-form object owned by the rollout logic (kubeserve.rollout.state)."""
 Timestamp = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+
+
+def size_bytes(size: str) -> int:
+    """The bytes of a size matching SIZE_PATTERN, e.g. ``10Gi`` -> 10737418240."""
+    match = re.fullmatch(SIZE_PATTERN, size)
+    if match is None:
+        raise ValueError(f"not a size such as 10Gi: {size!r}")
+    return int(match[1]) * SIZE_SUFFIXES.get(match[2] or "", 1)
+
+
+def canonical_size(size: str) -> str:
+    """The API server's spelling of a size: the largest suffix of its kind, e.g. 1024Mi -> 1Gi.
+
+    Builders write sizes this way so the stored object equals the built one (no drift).
+    """
+    total = size_bytes(size)
+    binary = size.endswith("i")
+    for suffix, factor in reversed(SIZE_SUFFIXES.items()):
+        if suffix.endswith("i") == binary and total % factor == 0:
+            return f"{total // factor}{suffix}"
+    return str(total)
 
 
 # --------------------------------------------------------------------------- shared types
@@ -202,8 +261,25 @@ class ModelFormat(ApiModel):
     )
 
 
+def _pvc_uri_ok(uri: str) -> bool:
+    """Python twin of the pvc:// CEL rule."""
+    return not uri.startswith("pvc://") or all(re.fullmatch(p, uri) for p in PVC_URI_PATTERNS)
+
+
 class Model(ApiModel):
     """A model served by the bundled kubeserve runtime."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!self.storageUri.startsWith('pvc://') || ("
+            + " && ".join(f"self.storageUri.matches('{p}')" for p in PVC_URI_PATTERNS)
+            + ")",
+            message="a pvc:// storageUri is pvc://<claim>/<path> where <claim> is the name of "
+            f"a PersistentVolumeClaim: at most {MAX_SUBDOMAIN_LENGTH} lowercase letters, "
+            "digits, '-' and '.', starting and ending with a letter or digit",
+            check=lambda s: _pvc_uri_ok(s.storage_uri),
+        ),
+    )
 
     model_format: ModelFormat = Field(description="Format of the model files.")
     storage_uri: Annotated[str, StringConstraints(pattern=STORAGE_URI_PATTERN, max_length=2048)] = (
@@ -239,6 +315,16 @@ class Model(ApiModel):
         default=None,
         max_length=64,
         description="Extra environment variables of the runtime container.",
+    )
+    storage_size_limit: Annotated[str, StringConstraints(pattern=SIZE_PATTERN, max_length=32)] = (
+        Field(
+            default=DEFAULT_STORAGE_SIZE_LIMIT,
+            description="Most space the model may take in the pod: the size limit of the "
+            "/mnt/models volume (an emptyDir; the kubelet evicts a pod that exceeds it), and "
+            "the download init container refuses a model (or archive) larger than this. "
+            "Whole bytes with an optional suffix, e.g. 500Mi or 20Gi; default "
+            f"{DEFAULT_STORAGE_SIZE_LIMIT}.",
+        )
     )
 
 
@@ -332,6 +418,48 @@ class InputSchema(ApiModel):
     )
 
 
+class TopologySpreadConstraint(ApiModel):
+    """Spread of each revision's replicas over one kind of domain (selector: its pods)."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.minDomains) || "
+            "(has(self.whenUnsatisfiable) && self.whenUnsatisfiable == 'DoNotSchedule')",
+            message="minDomains needs whenUnsatisfiable: DoNotSchedule",
+            check=lambda s: s.min_domains is None or s.when_unsatisfiable == "DoNotSchedule",
+        ),
+    )
+
+    topology_key: Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=316)] = (
+        Field(
+            description="Node label whose values are the domains, e.g. "
+            "`kubernetes.io/hostname` or `topology.kubernetes.io/zone`."
+        )
+    )
+    max_skew: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Largest allowed difference in replicas between two domains; default 1.",
+    )
+    when_unsatisfiable: Literal["ScheduleAnyway", "DoNotSchedule"] = Field(
+        default="ScheduleAnyway",
+        description="ScheduleAnyway (default: prefer spreading, never leave a pod pending) or "
+        "DoNotSchedule (keep pods pending rather than exceed maxSkew).",
+    )
+    min_domains: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="With DoNotSchedule: the number of domains to assume at least.",
+    )
+
+
+def _spread_key(c: TopologySpreadConstraint) -> tuple[str, str]:
+    """What Kubernetes requires unique among a pod's spread constraints."""
+    return c.topology_key, c.when_unsatisfiable
+
+
 class Predictor(ApiModel):
     """What serves the model, how many replicas, and how it scales."""
 
@@ -347,6 +475,18 @@ class Predictor(ApiModel):
             "(has(self.minReplicas) ? self.minReplicas : 1) <= self.maxReplicas",
             message="minReplicas must be less than or equal to maxReplicas",
             check=lambda s: s.max_replicas is None or s.min_replicas <= s.max_replicas,
+        ),
+        Rule(
+            cel="!has(self.topologySpreadConstraints) || self.topologySpreadConstraints.all(c, "
+            "self.topologySpreadConstraints.exists_one(d, d.topologyKey == c.topologyKey && "
+            "(has(d.whenUnsatisfiable) ? d.whenUnsatisfiable : 'ScheduleAnyway') == "
+            "(has(c.whenUnsatisfiable) ? c.whenUnsatisfiable : 'ScheduleAnyway')))",
+            message="topologySpreadConstraints may name a topologyKey once per whenUnsatisfiable",
+            check=lambda s: (
+                s.topology_spread_constraints is None
+                or len(set(map(_spread_key, s.topology_spread_constraints)))
+                == len(s.topology_spread_constraints)
+            ),
         ),
     )
 
@@ -399,6 +539,26 @@ class Predictor(ApiModel):
     )
     tolerations: list[Toleration] | None = Field(
         default=None, max_length=32, description="Taints the predictor pods tolerate."
+    )
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = Field(
+        default=None,
+        max_length=8,
+        description="How each revision's replicas spread over nodes and zones. Unset: over "
+        "nodes (`kubernetes.io/hostname`) and zones (`topology.kubernetes.io/zone`), maxSkew "
+        "1, ScheduleAnyway, so one node or zone failure does not take every replica and a "
+        "one-node cluster still schedules them all. `[]` turns spreading off (the "
+        "scheduler's cluster defaults apply).",
+    )
+    shutdown_delay_seconds: int = Field(
+        default=DEFAULT_SHUTDOWN_DELAY_SECONDS,
+        ge=0,
+        le=MAX_SHUTDOWN_DELAY_SECONDS,
+        description="Seconds a stopping replica keeps serving (reporting not-ready) before it "
+        "closes its listeners, so Services, gateways and load balancers stop sending it "
+        "requests first; then in-flight requests drain. Raise it for load balancers that "
+        "deregister slowly. The pod's termination grace period covers delay and drain. "
+        f"Default {DEFAULT_SHUTDOWN_DELAY_SECONDS}; the bundled runtime only (a custom "
+        "container handles SIGTERM itself).",
     )
 
     @property
@@ -508,10 +668,41 @@ class Rollout(ApiModel):
 # --------------------------------------------------------------------------- A/B, mirror, auth
 
 
+def _lower_ascii(text: str) -> str:
+    """CEL's ``lowerAscii()``: only A-Z change."""
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
+def _header_name_ok(name: str) -> bool:
+    """Python twin of the header-name CEL rule."""
+    return (
+        len(name) <= MAX_HEADER_NAME_LENGTH and re.fullmatch(HEADER_NAME_PATTERN, name) is not None
+    )
+
+
 class VariantMatch(ApiModel):
     """Requests that match go to this variant, whatever its weight."""
 
-    headers: dict[Annotated[str, StringConstraints(max_length=256)], ShortString] = Field(
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        # Header names are map keys, which a structural schema cannot constrain (no
+        # propertyNames), so the Gateway API's HTTPHeaderName rule is a CEL rule here.
+        Rule(
+            cel=f"self.headers.all(h, size(h) <= {MAX_HEADER_NAME_LENGTH} && "
+            f'h.matches("{HEADER_NAME_PATTERN}"))',
+            message="match.headers names must be HTTP header names: 1 to "
+            f"{MAX_HEADER_NAME_LENGTH} letters, digits or !#$%&'*+-.^_`|~ "
+            "(no spaces, colons or line breaks)",
+            check=lambda s: all(_header_name_ok(h) for h in s.headers),
+        ),
+        Rule(
+            cel="self.headers.all(h, self.headers.exists_one(k, k.lowerAscii() == h.lowerAscii()))",
+            message="match.headers names must be unique ignoring case (HTTP header names are "
+            "case-insensitive)",
+            check=lambda s: len({_lower_ascii(h) for h in s.headers}) == len(s.headers),
+        ),
+    )
+
+    headers: dict[str, ShortString] = Field(
         min_length=1,
         max_length=8,
         description="HTTP headers that must all be present with exactly these values.",

@@ -3,6 +3,16 @@
 The pod passes Pod Security "restricted": non-root (uid 1000), no privilege
 escalation, all capabilities dropped, seccomp RuntimeDefault, read-only root
 filesystem (writable emptyDirs for /mnt/models and /tmp), no service-account token.
+Both emptyDirs have a size limit (the kubelet evicts a pod that exceeds one): /mnt/models
+``storageSizeLimit``, also passed to the download as ``KUBESERVE_MAX_MODEL_BYTES`` so an
+oversized model fails with a message instead of an eviction; /tmp a fixed 1Gi.
+
+- Shutdown: the runtime keeps serving, reporting not-ready, for ``shutdownDelaySeconds``
+  after SIGTERM (so endpoints and gateways stop routing to it first), then drains
+  in-flight requests for at most ``DRAIN_TIMEOUT_SECONDS``; the grace period covers both
+  plus a margin, so the kubelet never kills a pod that is still draining.
+- Spread: each revision's replicas spread over nodes and zones (``ScheduleAnyway``, so a
+  one-node cluster still schedules them) unless the predictor sets its own constraints.
 
 - ``model``: an init container runs ``kubeserve-runtime download <storageUri>
   /mnt/models``; credentials come from the referenced Secret mounted read-only at
@@ -20,7 +30,18 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from kubeserve.api.v1alpha1 import CustomContainer, EnvVar, Model, Predictor, ResourceRequirements
+from kubeserve.api.v1alpha1 import (
+    DEFAULT_SPREAD_KEYS,
+    DEFAULT_STORAGE_SIZE_LIMIT,
+    CustomContainer,
+    EnvVar,
+    Model,
+    Predictor,
+    ResourceRequirements,
+    TopologySpreadConstraint,
+    canonical_size,
+    size_bytes,
+)
 from kubeserve.config import OperatorConfig
 
 HTTP_PORT = 8080
@@ -34,8 +55,12 @@ AUTH_KEY = "tokens"
 RUN_AS = 1000
 RUNTIME_CONTAINER = "kserve-container"
 INITIALIZER_CONTAINER = "storage-initializer"
-TERMINATION_GRACE_SECONDS = 45
-"""Longer than the runtime's 30 s drain of in-flight requests after SIGTERM."""
+DRAIN_TIMEOUT_SECONDS = 30
+"""Longest the runtime finishes in-flight requests after the shutdown delay (set explicitly)."""
+GRACE_MARGIN_SECONDS = 10
+"""Grace period beyond delay + drain: process exit, gRPC stop, the kubelet's own lag."""
+TMP_SIZE_LIMIT = "1Gi"
+"""Size limit of /tmp (HOME, library caches); models belong in /mnt/models."""
 
 
 def container_security_context() -> dict[str, Any]:
@@ -107,6 +132,27 @@ def _probes() -> dict[str, Any]:
     }
 
 
+def termination_grace_seconds(predictor: Predictor) -> int:
+    """The pod's grace period: the shutdown delay, the drain, and a margin."""
+    return predictor.shutdown_delay_seconds + DRAIN_TIMEOUT_SECONDS + GRACE_MARGIN_SECONDS
+
+
+def topology_spread(predictor: Predictor, selector: dict[str, str]) -> list[dict[str, Any]]:
+    """Spread constraints over the revision's pods: the predictor's, else nodes and zones."""
+    constraints = predictor.topology_spread_constraints
+    if constraints is None:
+        constraints = [
+            TopologySpreadConstraint.model_validate({"topologyKey": key})
+            for key in DEFAULT_SPREAD_KEYS
+        ]
+    out = []
+    for constraint in constraints:
+        item = constraint.model_dump(mode="json", by_alias=True, exclude_none=True)
+        item["labelSelector"] = {"matchLabels": dict(selector)}
+        out.append(item)
+    return out
+
+
 def _pvc_claim(storage_uri: str) -> str | None:
     """The claim name of a pvc:// URI, else None."""
     parts = urlsplit(storage_uri)
@@ -125,6 +171,8 @@ def _runtime_env(
         "KUBESERVE_HTTP_PORT": str(HTTP_PORT),
         "KUBESERVE_GRPC_PORT": str(GRPC_PORT),
         "KUBESERVE_METRICS_PORT": str(METRICS_PORT),
+        "KUBESERVE_SHUTDOWN_DELAY_SECONDS": str(predictor.shutdown_delay_seconds),
+        "KUBESERVE_DRAIN_TIMEOUT_SECONDS": str(DRAIN_TIMEOUT_SECONDS),
     }
     if predictor.batcher is not None:
         env["KUBESERVE_MAX_BATCH_SIZE"] = str(predictor.batcher.max_batch_size)
@@ -158,7 +206,12 @@ def _model_containers(
     volumes: list[dict[str, Any]] = []
     init_mounts = _base_mounts()
     runtime_mounts = _base_mounts()
-    init_env: list[dict[str, Any]] = []
+    init_env: list[dict[str, Any]] = [
+        {
+            "name": "KUBESERVE_MAX_MODEL_BYTES",
+            "value": str(size_bytes(model.storage_size_limit)),
+        }
+    ]
     args = ["download", model.storage_uri, MODEL_DIR]
     claim = _pvc_claim(model.storage_uri)
     if claim is not None:
@@ -193,8 +246,6 @@ def _model_containers(
         "securityContext": container_security_context(),
         "volumeMounts": init_mounts,
     }
-    if not init_env:
-        del initializer["env"]
     runtime = {
         "name": RUNTIME_CONTAINER,
         "image": config.image_for(model.runtime_version),
@@ -250,12 +301,19 @@ def pod_template(
     predictor: Predictor,
     auth_secret: str | None,
     pod_labels: dict[str, str],
+    selector: dict[str, str],
     config: OperatorConfig,
 ) -> dict[str, Any]:
-    """Return the Deployment's pod template for one revision of one predictor."""
+    """Return the Deployment's pod template for one revision of one predictor.
+
+    `selector` selects exactly this revision's pods (the spread constraints count them).
+    """
+    model_limit = canonical_size(
+        predictor.model.storage_size_limit if predictor.model else DEFAULT_STORAGE_SIZE_LIMIT
+    )
     volumes: list[dict[str, Any]] = [
-        {"name": "model", "emptyDir": {}},
-        {"name": "tmp", "emptyDir": {}},
+        {"name": "model", "emptyDir": {"sizeLimit": model_limit}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
     ]
     init_containers: list[dict[str, Any]] = []
     if predictor.model is not None:
@@ -280,7 +338,7 @@ def pod_template(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "terminationGracePeriodSeconds": termination_grace_seconds(predictor),
     }
     if predictor.service_account_name:
         spec["serviceAccountName"] = predictor.service_account_name
@@ -292,6 +350,9 @@ def pod_template(
         spec["nodeSelector"] = dict(predictor.node_selector)
     if predictor.tolerations:
         spec["tolerations"] = [t.to_dict() for t in predictor.tolerations]
+    spread = topology_spread(predictor, selector)
+    if spread:
+        spec["topologySpreadConstraints"] = spread
     return {
         "metadata": {
             "labels": pod_labels,

@@ -45,21 +45,24 @@ def deployment(
     name = workload_name(isvc.metadata.name, workload.component, workload.revision)
     own_labels = labels(isvc.metadata.name, workload.component, workload.revision)
     auth = isvc.spec.auth.secret_ref.name if isvc.spec.auth is not None else None
+    selector = selector_labels(isvc.metadata.name, workload.component, workload.revision)
     spec: dict[str, Any] = {"replicas": workload.min_replicas}
     spec.update(
         {
             "revisionHistoryLimit": 2,
-            "selector": {
-                "matchLabels": selector_labels(
-                    isvc.metadata.name, workload.component, workload.revision
-                )
-            },
+            "selector": {"matchLabels": selector},
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
             },
             "template": pod_template(
-                isvc.metadata.name, workload.revision, predictor, auth, dict(own_labels), config
+                isvc.metadata.name,
+                workload.revision,
+                predictor,
+                auth,
+                dict(own_labels),
+                dict(selector),
+                config,
             ),
         }
     )

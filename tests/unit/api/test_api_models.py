@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kubeserve.api.v1alpha1 import InferenceService, InferenceServiceStatus
+from kubeserve.api.v1alpha1 import (
+    InferenceService,
+    InferenceServiceStatus,
+    canonical_size,
+    size_bytes,
+)
 
 SetPath = Callable[[dict[str, Any], str, Any], dict[str, Any]]
 """The `set_path` fixture (tests/conftest.py): a copy with one dotted path set."""
@@ -49,6 +54,9 @@ def test_minimal_gets_defaults_without_touching_the_input() -> None:
     assert predictor.effective_scale_target == 80
     assert predictor.model is not None
     assert predictor.model.protocol_version == "v2"
+    assert predictor.model.storage_size_limit == "10Gi"
+    assert predictor.shutdown_delay_seconds == 5
+    assert predictor.topology_spread_constraints is None  # the builders spread by default
 
 
 def test_full_example_round_trips_in_camel_case(full_isvc: dict[str, Any]) -> None:
@@ -102,6 +110,96 @@ def test_invalid_specs_are_refused_with_a_clear_message(
 ) -> None:
     """Each broken rule is refused and the message says which rule."""
     assert expected in refusal(set_path(full_isvc, path, value))
+
+
+HEADER_NAMES = "match.headers names must be HTTP header names"
+PVC_CLAIM = "a pvc:// storageUri is pvc://<claim>/<path>"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.variants.0.match.headers", {"": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x y": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x-a\r\nx-b": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x:y": "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"x" * 257: "b"}, HEADER_NAMES),
+        ("spec.variants.0.match.headers", {"X-Variant": "b", "x-variant": "c"}, "ignoring case"),
+        ("spec.predictor.model.storageUri", "pvc://Models/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://models_v1/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc:///iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://-models/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://models./iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", "pvc://a b/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageUri", f"pvc://{'a' * 254}/iris", PVC_CLAIM),
+        ("spec.predictor.model.storageSizeLimit", "0", "String should match pattern"),
+        ("spec.predictor.model.storageSizeLimit", "1.5Gi", "String should match pattern"),
+        ("spec.predictor.model.storageSizeLimit", "10GB", "String should match pattern"),
+        ("spec.predictor.shutdownDelaySeconds", 301, "less than or equal to 300"),
+        (
+            "spec.predictor.topologySpreadConstraints",
+            [{"topologyKey": "topology.kubernetes.io/zone", "minDomains": 2}],
+            "minDomains needs whenUnsatisfiable: DoNotSchedule",
+        ),
+        (
+            "spec.predictor.topologySpreadConstraints",
+            [{"topologyKey": "zone"}, {"topologyKey": "zone", "maxSkew": 2}],
+            "may name a topologyKey once per whenUnsatisfiable",
+        ),
+        (
+            "spec.predictor.topologySpreadConstraints",
+            [{"topologyKey": "no spaces"}],
+            "String should match pattern",
+        ),
+    ],
+)
+def test_header_names_claims_sizes_and_spread_are_checked(
+    path: str, value: Any, expected: str, full_isvc: dict[str, Any], set_path: SetPath
+) -> None:
+    """Header names, pvc:// claims, sizes and spread constraints the cluster would refuse."""
+    assert expected in refusal(set_path(full_isvc, path, value))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec.variants.0.match.headers", {"X-Model_Variant.v2": "b", "x-tenant": "acme"}),
+        ("spec.variants.0.match.headers", {"!#$%&'*+-.^_`|~": "b"}),
+        ("spec.variants.0.match.headers", {"x" * 256: "b"}),
+        ("spec.predictor.model.storageUri", "pvc://models"),
+        ("spec.predictor.model.storageUri", "pvc://team.models-1/iris/v2"),
+        ("spec.predictor.model.storageUri", f"pvc://{'a' * 253}/iris"),
+        ("spec.predictor.model.storageSizeLimit", "999999Ti"),
+        (
+            "spec.predictor.topologySpreadConstraints",
+            [
+                {"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 2},
+                {"topologyKey": "zone"},
+            ],
+        ),
+    ],
+)
+def test_valid_header_names_claims_sizes_and_spread_are_accepted(
+    path: str, value: Any, full_isvc: dict[str, Any], set_path: SetPath
+) -> None:
+    """The rules refuse only what Kubernetes and Gateway API refuse."""
+    InferenceService.model_validate(set_path(full_isvc, path, value))
+
+
+def test_sizes_convert_to_bytes_and_to_the_api_servers_spelling() -> None:
+    """storageSizeLimit: bytes for the download, canonical text for the emptyDir."""
+    assert size_bytes("10Gi") == 10 * 1024**3
+    assert size_bytes("3k") == 3000
+    assert size_bytes("512") == 512
+    assert [canonical_size(s) for s in ("1024Mi", "1536Mi", "2000k", "1500", "10Gi")] == [
+        "1Gi",
+        "1536Mi",
+        "2M",
+        "1500",
+        "10Gi",
+    ]
+    with pytest.raises(ValueError, match="not a size"):
+        size_bytes("1.5Gi")
 
 
 def test_env_value_from_needs_exactly_one_source(

@@ -429,3 +429,89 @@ def test_unknown_uid_leaves_out_owner_references() -> None:
         "ownerReferences" not in c["metadata"]
         for c in build_children(obj, plan, predictors, config)
     )
+
+
+def pod_specs(case: str) -> dict[str, dict[str, Any]]:
+    """Each Deployment's pod spec by Deployment name."""
+    return {
+        name: d["spec"]["template"]["spec"]
+        for name, d in by_kind(build(case), "Deployment").items()
+    }
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    """A container's env as a name -> value mapping."""
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def test_shutdown_delay_keeps_serving_within_the_grace_period() -> None:
+    """The runtime gets the delay and drain; the grace period covers both plus a margin."""
+    iris = pod_specs("iris-gateway")["iris-predictor-1a2b3c4d"]
+    env = env_of(iris["containers"][0])
+    assert (env["KUBESERVE_SHUTDOWN_DELAY_SECONDS"], env["KUBESERVE_DRAIN_TIMEOUT_SECONDS"]) == (
+        "5",
+        "30",
+    )
+    assert iris["terminationGracePeriodSeconds"] == 5 + 30 + 10
+    fraud = pod_specs("fraud-canary-gateway")["fraud-predictor-bbbb2222"]
+    assert env_of(fraud["containers"][0])["KUBESERVE_SHUTDOWN_DELAY_SECONDS"] == "20"
+    assert fraud["terminationGracePeriodSeconds"] == 20 + 30 + 10
+    reco = pod_specs("reco-ab-mirror-gateway")
+    assert (
+        env_of(reco["reco-shadow-0000cccc"]["containers"][0])["KUBESERVE_SHUTDOWN_DELAY_SECONDS"]
+        == "0"
+    )
+    custom = reco["reco-b-0000bbbb"]
+    assert "env" not in custom["containers"][0]  # a custom container handles SIGTERM itself
+    assert custom["terminationGracePeriodSeconds"] == 5 + 30 + 10
+    for case in CASES:
+        for pod in pod_specs(case).values():
+            for container in pod["containers"]:
+                env = env_of(container)
+                if "KUBESERVE_SHUTDOWN_DELAY_SECONDS" in env:
+                    assert pod["terminationGracePeriodSeconds"] > float(
+                        env["KUBESERVE_SHUTDOWN_DELAY_SECONDS"]
+                    ) + float(env["KUBESERVE_DRAIN_TIMEOUT_SECONDS"])
+
+
+def test_model_volume_is_sized_and_the_download_knows_the_limit() -> None:
+    """emptyDirs carry size limits; the initializer gets the model limit in bytes."""
+    iris = pod_specs("iris-gateway")["iris-predictor-1a2b3c4d"]
+    volumes = {v["name"]: v for v in iris["volumes"]}
+    assert volumes["model"]["emptyDir"] == {"sizeLimit": "10Gi"}  # the API default
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "1Gi"}
+    (init,) = iris["initContainers"]
+    assert env_of(init)["KUBESERVE_MAX_MODEL_BYTES"] == str(10 * 1024**3)
+    fraud = pod_specs("fraud-canary-gateway")["fraud-predictor-bbbb2222"]
+    volumes = {v["name"]: v for v in fraud["volumes"]}
+    assert volumes["model"]["emptyDir"] == {"sizeLimit": "2Gi"}  # 2048Mi as the API stores it
+    assert env_of(fraud["initContainers"][0])["KUBESERVE_MAX_MODEL_BYTES"] == str(2 * 1024**3)
+    for case in CASES:
+        for pod in pod_specs(case).values():
+            assert all("sizeLimit" in v["emptyDir"] for v in pod["volumes"] if "emptyDir" in v)
+
+
+def test_replicas_spread_over_nodes_and_zones_unless_overridden() -> None:
+    """Default: hostname and zone, maxSkew 1, ScheduleAnyway, over the revision's pods."""
+    (deployment,) = by_kind(build("iris-gateway"), "Deployment").values()
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread == [
+        {
+            "topologyKey": key,
+            "maxSkew": 1,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+    ]
+    fraud = by_kind(build("fraud-canary-gateway"), "Deployment")["fraud-predictor-bbbb2222"]
+    zone, host = fraud["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (zone["whenUnsatisfiable"], zone["minDomains"], host["maxSkew"]) == (
+        "DoNotSchedule",
+        2,
+        2,
+    )
+    assert zone["labelSelector"] == {"matchLabels": fraud["spec"]["selector"]["matchLabels"]}
+    shadow = pod_specs("reco-ab-mirror-gateway")["reco-shadow-0000cccc"]
+    assert "topologySpreadConstraints" not in shadow  # [] turns spreading off
