@@ -2,7 +2,8 @@
 
 ``RuntimeProcess`` picks free loopback ports, starts the server as a subprocess (the
 same entry point the image runs), waits until ``/v2/health/ready`` answers 200 and stops
-it with SIGTERM. Its log goes to a file so a chatty server never blocks on a pipe.
+it with SIGINT (a drain without the shutdown delay; ``signal`` sends SIGTERM for tests
+of the delay). Its log goes to a file so a chatty server never blocks on a pipe.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -26,6 +30,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+    """Call ``condition`` until it returns something truthy and return that.
+
+    The timeout is only a failure guard (TimeoutError naming ``what``); tests wait on the
+    condition, never on the clock. Needs tenacity (the dev extra).
+    """
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    def give_up(_: object) -> T:
+        raise TimeoutError(f"{what}: still not true after {timeout:g} s")
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.02),
+        retry=retry_if_result(lambda result: not result),
+        retry_error_callback=give_up,
+    )
+    return retrying(condition)
 
 
 class RuntimeProcess:
@@ -121,11 +145,11 @@ class RuntimeProcess:
         self.process.send_signal(sig)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM the process, wait for it and return its exit status."""
+        """SIGINT the process (no shutdown delay), wait for it and return its exit status."""
         if self.process is None:
             return 0
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
