@@ -32,6 +32,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+GATED_HANDLER = """
+import time
+from pathlib import Path
+
+GATE = Path({gate!r})
+
+
+class Handler:
+    def predict(self, feed):
+        x = feed["x"]
+        first = float(x.ravel()[0])
+        if first < 0:  # wait until the test opens the gate
+            while not GATE.exists():
+                time.sleep(0.005)
+        else:
+            time.sleep(first / 1000)  # milliseconds
+        return x * 2
+"""
+
+
+class GatedModel:
+    """A custom-handler model (input ``x``) for tests that need requests held in flight.
+
+    A call whose first value is negative waits until ``open()``; any other call sleeps
+    that many milliseconds. Outputs are ``2 * x``. Run it with
+    ``KUBESERVE_INLINE_INFERENCE_MAX_MS=0`` so no call ever runs on the event loop.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.model_dir = root / "gated-model"
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        self._gate = root / "gate"
+        (self.model_dir / "handler.py").write_text(GATED_HANDLER.format(gate=str(self._gate)))
+
+    def open(self) -> None:
+        """Let every waiting call (and every later one) through."""
+        self._gate.touch()
+
+
 def wait_until(condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
     """Call ``condition`` until it returns something truthy and return that.
 
@@ -106,6 +145,14 @@ class RuntimeProcess:
     def metrics_url(self) -> str:
         """URL of the metrics endpoint."""
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def inflight(self, protocol: str) -> float:
+        """The in-flight gauge of one protocol (v1, v2 or grpc), scraped now."""
+        labels = f'model="{self.model_name}",protocol="{protocol}",version="'
+        for line in httpx.get(self.metrics_url).text.splitlines():
+            if line.startswith("kubeserve_inflight_requests{" + labels):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
 
     @property
     def log(self) -> str:

@@ -24,27 +24,9 @@ import pytest
 
 from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2 as pb
 from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2_grpc as pb_grpc
-from kubeserve_runtime.testing import RuntimeProcess, wait_until
+from kubeserve_runtime.testing import GatedModel, RuntimeProcess, wait_until
 
 MODEL = "gated"
-HANDLER = """
-import time
-from pathlib import Path
-
-GATE = Path({gate!r})
-
-
-class Handler:
-    def predict(self, feed):
-        x = feed["x"]
-        first = float(x.ravel()[0])
-        if first < 0:  # wait until the test opens the gate
-            while not GATE.exists():
-                time.sleep(0.005)
-        else:
-            time.sleep(first / 1000)  # milliseconds
-        return x * 2
-"""
 ENV = {"KUBESERVE_INFERENCE_THREADS": "4", "KUBESERVE_INLINE_INFERENCE_MAX_MS": "0"}
 CLIENTS = 32
 
@@ -63,21 +45,9 @@ def grpc_request(value: float) -> Any:
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    """A custom-handler model whose calls sleep (x ms) or wait for the gate (x < 0)."""
-    directory = tmp_path / "model"
-    directory.mkdir()
-    (directory / "handler.py").write_text(HANDLER.format(gate=str(tmp_path / "gate")))
-    return directory
-
-
-def inflight(server: RuntimeProcess, protocol: str) -> float:
-    """The in-flight gauge of one protocol, scraped from the metrics port."""
-    prefix = f'kubeserve_inflight_requests{{model="{MODEL}",protocol="{protocol}",version=""}} '
-    for line in httpx.get(server.metrics_url).text.splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix) :])
-    return 0.0
+def gated(tmp_path: Path) -> GatedModel:
+    """A model whose calls sleep x ms, or wait for the gate when x < 0."""
+    return GatedModel(tmp_path)
 
 
 def accepts_connections(server: RuntimeProcess) -> bool:
@@ -97,12 +67,12 @@ def exited(process: subprocess.Popen[bytes] | None) -> int | None:
 
 @pytest.mark.slow
 def test_shutdown_delay_serves_while_not_ready_then_finishes_in_flight(
-    model_dir: Path, tmp_path: Path
+    gated: GatedModel,
 ) -> None:
     """During the delay readiness is false everywhere while requests are still served
     (responses say Connection: close); after it, REST and gRPC requests in flight finish."""
     env = {**ENV, "KUBESERVE_SHUTDOWN_DELAY_SECONDS": "600"}
-    server = RuntimeProcess(model_dir, MODEL, env=env).start()
+    server = RuntimeProcess(gated.model_dir, MODEL, env=env).start()
     infer = f"{server.url}/v2/models/{MODEL}/infer"
     channel = grpc.insecure_channel(server.grpc_target)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
@@ -131,14 +101,14 @@ def test_shutdown_delay_serves_while_not_ready_then_finishes_in_flight(
             held_rest = pool.submit(httpx.post, infer, json=v2_body(-1), timeout=60)
             held_grpc = pool.submit(stub.ModelInfer, grpc_request(-1), timeout=60)
             wait_until(
-                lambda: inflight(server, "v2") == 1 and inflight(server, "grpc") == 1,
+                lambda: server.inflight("v2") == 1 and server.inflight("grpc") == 1,
                 "a REST and a gRPC request wait at the gate",
             )
             server.signal(signal.SIGINT)  # cuts the delay short
             wait_until(lambda: not accepts_connections(server), "the listener stops")
             assert server.process is not None
             assert server.process.poll() is None
-            (tmp_path / "gate").touch()
+            gated.open()
             assert held_rest.result().json()["outputs"][0]["data"] == [-2]
             assert held_grpc.result().outputs[0].contents.fp32_contents == [-2]
         assert exited(server.process) == 0
@@ -196,10 +166,10 @@ def client_loop(
 
 
 @pytest.fixture
-def load(model_dir: Path) -> Iterator[tuple[RuntimeProcess, Tally, threading.Event, list[Any]]]:
+def load(gated: GatedModel) -> Iterator[tuple[RuntimeProcess, Tally, threading.Event, list[Any]]]:
     """A server under load from 32 clients, half keep-alive, half a connection each."""
     env = {**ENV, "KUBESERVE_SHUTDOWN_DELAY_SECONDS": "2"}
-    server = RuntimeProcess(model_dir, MODEL, env=env).start()
+    server = RuntimeProcess(gated.model_dir, MODEL, env=env).start()
     tally, signalled, stop = Tally(), threading.Event(), threading.Event()
     url = f"{server.url}/v2/models/{MODEL}/infer"
     pool = ThreadPoolExecutor(CLIENTS)
