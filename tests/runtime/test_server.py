@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kubeserve_runtime.cli import SERVE_FLAGS, main
 from kubeserve_runtime.testing import RuntimeProcess
 
 
@@ -65,3 +66,28 @@ def test_freeze_heap_hides_long_lived_objects_from_the_collector() -> None:
         assert gc.get_freeze_count() >= len(survivor)
     finally:
         gc.unfreeze()
+
+
+def test_serve_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --help` names each setting's env variable and default."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for expected in (
+        "(KUBESERVE_MAX_REQUEST_BYTES; default: 16777216)",
+        "(KUBESERVE_SHUTDOWN_DELAY_SECONDS; default: 5.0)",
+        "(KUBESERVE_REQUEST_READ_TIMEOUT_SECONDS; default: 30.0)",
+        "(KUBESERVE_MODEL_NAME; required)",
+        "(KUBESERVE_MODEL_VERSION; default: unset)",
+    ):
+        assert expected in " ".join(text.split()), expected
+
+
+def test_every_setting_has_a_serve_flag() -> None:
+    """Each RuntimeSettings field can be set from the command line, under its own name."""
+    from kubeserve_runtime.settings import RuntimeSettings
+
+    flags = {dest: flag for flag, dest, _ in SERVE_FLAGS}
+    assert set(flags) == set(RuntimeSettings.model_fields)
+    for dest, flag in flags.items():
+        assert flag in (f"--{dest.replace('_', '-')}", "--format"), flag

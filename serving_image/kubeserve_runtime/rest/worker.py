@@ -69,7 +69,7 @@ class ParseWorker:
 
     async def decode(self, body: bytes, header_length: str | None) -> InferRequest:
         """Decode a V2 infer body (raises InvalidInput, or Overloaded if the worker died)."""
-        if json_size(body, header_length) < self.min_bytes:
+        if len(body) < self.min_bytes or json_size(body, header_length) < self.min_bytes:
             return decode_v2(body, header_length)
         loop = asyncio.get_running_loop()
         try:
