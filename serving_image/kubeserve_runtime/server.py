@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 HANDSHAKE_SETTLE_SECONDS = 0.2
 """After new SYNs are dropped, time for handshakes already under way to complete."""
 ACCEPT_QUEUE_POLL_SECONDS = 0.01
+ACCEPT_QUEUE_WAIT_SECONDS = 2.0
+"""Longest wait for the loop to accept what is queued (it takes one loop iteration)."""
 
 
 class _HttpServer(uvicorn.Server):
@@ -67,7 +69,7 @@ class _HttpServer(uvicorn.Server):
         listeners = [sock for server in self.servers for sock in server.sockets]
         if listeners and all(refuse_new_connections(sock) for sock in listeners):
             await asyncio.sleep(HANDSHAKE_SETTLE_SECONDS)
-            deadline = asyncio.get_running_loop().time() + self.config.timeout_notify
+            deadline = asyncio.get_running_loop().time() + ACCEPT_QUEUE_WAIT_SECONDS
             while any(accept_queue_length(sock) for sock in listeners):
                 if asyncio.get_running_loop().time() > deadline:
                     break

@@ -112,15 +112,18 @@ def test_a_request_sent_at_a_trickle_is_408(edge_server: RuntimeProcess) -> None
     the slot is freed (the body case is counted as 408)."""
     status, body = error_of(raw_exchange(edge_server, b"POST /v2/models/iris/infer HTTP/1.1\r\n"))
     assert (status, body) == (408, {"error": "the request did not arrive within 2 s"})
-    head = (
-        "POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\n"
-        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n"
-    )
-    status, body = error_of(raw_exchange(edge_server, head.encode() + b'{"inputs": '))
-    assert status == 408
-    scrape = httpx.get(edge_server.metrics_url).text
-    assert 'kubeserve_requests_total{model="iris",protocol="v2",status="408",version=""}' in scrape
-    assert 'kubeserve_inflight_requests{model="iris",protocol="v2",version=""} 0.0' in scrape
+    for protocol, path in (("v2", "/v2/models/iris/infer"), ("v1", "/v1/models/iris:predict")):
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n"
+        )
+        status, body = error_of(raw_exchange(edge_server, head.encode() + b'{"inputs": '))
+        assert status == 408
+        scrape = httpx.get(edge_server.metrics_url).text
+        labels = f'model="iris",protocol="{protocol}"'
+        assert f'kubeserve_requests_total{{{labels},status="408",version=""}}' in scrape
+        assert f'kubeserve_inflight_requests{{{labels},version=""}} 0.0' in scrape
+    assert "unhandled error" not in edge_server.log
     still_serving(edge_server)
 
 

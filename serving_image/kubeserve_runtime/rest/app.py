@@ -20,7 +20,7 @@ from time import perf_counter
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -38,6 +38,7 @@ from kubeserve_runtime.rest.messages import (
     receive_body,
 )
 from kubeserve_runtime.rest.openapi import openapi_document
+from kubeserve_runtime.rest.protocol import disconnect_status
 from kubeserve_runtime.rest.worker import ParseWorker
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -75,6 +76,8 @@ class _Endpoint:
                 response = await handler(request)
             except ServingError as exc:
                 response = error_response(exc)
+            except ClientDisconnect:  # nothing reaches the client; the status is counted
+                response = Response(status_code=disconnect_status(request.scope))
             except Exception:
                 log.exception("unhandled error in %s", request.url.path)
                 response = error_response(InferenceFailed("internal server error"))

@@ -29,13 +29,11 @@ from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
 from kubeserve_runtime.rest.admission import Admission, declared_length
 from kubeserve_runtime.rest.messages import JSON, decode_content, error_response, receive_body
-from kubeserve_runtime.rest.protocol import READ_TIMED_OUT
+from kubeserve_runtime.rest.protocol import disconnect_status
 from kubeserve_runtime.rest.v2codec import encode_response
 from kubeserve_runtime.rest.worker import ParseWorker
 
 PROTOCOL = "v2"
-CLIENT_CLOSED = 499  # nginx's "client closed request": counted, nothing is sent
-REQUEST_TIMEOUT = 408  # the protocol answered it (the body stopped arriving)
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
 _JSON = JSON.encode()
@@ -86,7 +84,7 @@ class InferEndpoint:
             response = error_response(exc)
             status = exc.status_code
         except ClientDisconnect:
-            status = REQUEST_TIMEOUT if scope.get(READ_TIMED_OUT) else CLIENT_CLOSED
+            status = disconnect_status(scope)
         except Exception:
             log.exception("unhandled error in %s", scope["path"])
             response = error_response(InferenceFailed("internal server error"))

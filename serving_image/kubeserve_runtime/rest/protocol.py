@@ -40,6 +40,8 @@ LINGER_SECONDS = 2.0
 FRESH_GRACE_SECONDS = 1.0
 READ_TIMED_OUT = "kubeserve.read_timed_out"
 """Scope key set when the body stopped arriving in time; the endpoint counts a 408."""
+CLIENT_CLOSED = 499  # nginx's "client closed request": counted, nothing is sent
+REQUEST_TIMEOUT = 408
 
 _CONTENT_TYPE = b"content-type: " + JSON.encode() + b"\r\n"
 _CLOSE = b"connection: close\r\n"
@@ -71,6 +73,12 @@ def head_refusal(size: int, count: int, limits: HttpLimits) -> str | None:
     if count > limits.max_header_count:
         return f"more than {limits.max_header_count} request headers"
     return None
+
+
+def disconnect_status(scope: Any) -> int:
+    """The status an endpoint counts when its client went away mid-body: 408 when this
+    protocol timed the body out (and answered 408 itself), else 499."""
+    return REQUEST_TIMEOUT if scope.get(READ_TIMED_OUT) else CLIENT_CLOSED
 
 
 def error_bytes(status: int, message: str) -> bytes:
@@ -225,6 +233,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Write a JSON error, half-close, and drop what still arrives for a while."""
         self._cancel_read_timer()
+        if self.transport.is_closing():
+            return
         self._lingering = True
         self.transport.write(error_bytes(status, message))
         if self.transport.can_write_eof():
