@@ -21,9 +21,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2 as pb
-from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from kubeserve_runtime.testing import GatedModel, RuntimeProcess, wait_until
 
 MODEL = "gated"
