@@ -25,7 +25,8 @@ async def until(check: Callable[[], bool]) -> None:
     """Yield to the loop until `check()` holds (fails after GUARD seconds)."""
 
     async def poll() -> None:
-        while not check():
+        # any condition, not one Event: yield a turn to the loop until it holds
+        while not check():  # noqa: ASYNC110
             await asyncio.sleep(0)
 
     await asyncio.wait_for(poll(), GUARD)
