@@ -21,15 +21,9 @@ GUARD = 10.0
 """Failure guard for waits (seconds); reaching it fails the test."""
 
 
-async def until(check: Callable[[], bool]) -> None:
-    """Yield to the loop until `check()` holds (fails after GUARD seconds)."""
-
-    async def poll() -> None:
-        # any condition, not one Event: yield a turn to the loop until it holds
-        while not check():  # noqa: ASYNC110
-            await asyncio.sleep(0)
-
-    await asyncio.wait_for(poll(), GUARD)
+async def reached(event: asyncio.Event) -> None:
+    """Wait until `event` is set (fails after GUARD seconds)."""
+    await asyncio.wait_for(event.wait(), GUARD)
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -49,18 +43,19 @@ def test_events_during_a_pass_cause_exactly_one_more_pass() -> None:
 
     async def scenario() -> list[str]:
         log: list[str] = []
-        gate = asyncio.Event()
+        started, gate = asyncio.Event(), asyncio.Event()
 
         async def worker(key: Key) -> float | None:
             log.append("start")
             if len(log) == 1:
+                started.set()
                 await gate.wait()
             log.append("end")
             return None
 
         queue = WorkQueue(worker)
         queue.add(KEY)
-        await until(lambda: log == ["start"])
+        await reached(started)
         for _ in range(10):
             queue.add(KEY)
         gate.set()
@@ -76,17 +71,19 @@ def test_failures_back_off_and_success_schedules_the_requested_pass() -> None:
 
     async def scenario() -> tuple[int, float | None]:
         calls = 0
+        third = asyncio.Event()
 
         async def worker(key: Key) -> float | None:
             nonlocal calls
             calls += 1
             if calls <= 2:
                 raise RuntimeError("API server unavailable")
+            third.set()
             return 300.0
 
         queue = WorkQueue(worker, base_backoff=0.001)
         queue.add(KEY)
-        await until(lambda: calls == 3)
+        await reached(third)
         await queue.join()
         scheduled = queue.scheduled(KEY)
         await queue.close()
@@ -100,17 +97,18 @@ def test_a_failed_pass_waits_its_backoff_whatever_events_arrive() -> None:
 
     async def scenario() -> tuple[int, list[float | None]]:
         calls = 0
-        gate = asyncio.Event()
+        started, gate = asyncio.Event(), asyncio.Event()
 
         async def worker(key: Key) -> float | None:
             nonlocal calls
             calls += 1
+            started.set()
             await gate.wait()
             raise RuntimeError("conflict")
 
         queue = WorkQueue(worker, base_backoff=50.0)
         queue.add(KEY)
-        await until(lambda: calls == 1)
+        await reached(started)
         for _ in range(5):
             queue.add(KEY)  # e.g. the watch echoes of the pass's own writes
         gate.set()
@@ -138,7 +136,7 @@ def test_forget_during_a_pass_wins() -> None:
 
         queue = WorkQueue(worker, base_backoff=50.0)
         queue.add(KEY)
-        await asyncio.wait_for(started.wait(), GUARD)
+        await reached(started)
         queue.forget(KEY)
         gate.set()
         await queue.join()
@@ -188,7 +186,7 @@ def test_a_pass_that_overruns_is_abandoned_and_retried() -> None:
 
     async def scenario() -> list[str]:
         log: list[str] = []
-        never = asyncio.Event()
+        never, retried = asyncio.Event(), asyncio.Event()
 
         async def worker(key: Key) -> float | None:
             log.append("start")
@@ -198,11 +196,12 @@ def test_a_pass_that_overruns_is_abandoned_and_retried() -> None:
                 except asyncio.CancelledError:
                     log.append("abandoned")
                     raise
+            retried.set()
             return None
 
         queue = WorkQueue(worker, pass_timeout=0.01, base_backoff=0.001)
         queue.add(KEY)
-        await until(lambda: len(log) == 3)
+        await reached(retried)
         await queue.join()
         await queue.close()
         return log
@@ -229,7 +228,7 @@ def test_a_pass_the_timeout_cannot_stop_fails_the_liveness_probe() -> None:
         queue = WorkQueue(worker, pass_timeout=0.01, clock=lambda: now[0])
         queue.add(KEY)
         try:
-            await asyncio.wait_for(cancelled.wait(), GUARD)
+            await reached(cancelled)
             assert queue_health(queue) == {"running": 1}
             now[0] = 0.03
             assert queue.stalled() == {KEY: 0.03}
