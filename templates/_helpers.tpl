@@ -72,10 +72,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 and per watched namespace (Role). Exactly the calls the operator makes, nothing more. */}}
 {{- define "kubeserve.operatorRules" -}}
 # The API it serves: kopf's index and events read specs; one status merge patch per pass
-# (the spec is never written).
+# (the spec is never written); get re-reads one after a status write answered 409.
 - apiGroups: ["serving.kubeserve.io"]
   resources: ["inferenceservices"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["serving.kubeserve.io"]
   resources: ["inferenceservices/status"]
   verbs: ["patch"]

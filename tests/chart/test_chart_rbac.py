@@ -17,7 +17,7 @@ from kubeserve.chart import helm
 
 CHILD = {"list", "watch", "create", "patch", "delete"}
 EXPECTED: dict[tuple[str, str], set[str]] = {
-    ("serving.kubeserve.io", "inferenceservices"): {"list", "watch"},
+    ("serving.kubeserve.io", "inferenceservices"): {"get", "list", "watch"},
     ("serving.kubeserve.io", "inferenceservices/status"): {"patch"},
     ("apps", "deployments"): CHILD,
     ("", "services"): CHILD,
