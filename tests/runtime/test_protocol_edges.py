@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,22 @@ def test_parse_worker_decodes_in_another_process_and_recovers() -> None:
         asyncio.run(scenario())
     finally:
         worker.close()
+
+
+def test_parse_worker_that_cannot_start_leaves_parsing_on_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If no worker process can be started, the runtime says why and parses in place."""
+    spawn = multiprocessing.get_context("spawn")
+    body = orjson.dumps(ROW) + b" " * 2048
+    worker = ParseWorker(min_bytes=1024)
+    spawn.set_executable("/nonexistent/python")
+    try:
+        asyncio.run(worker.start())
+    finally:
+        spawn.set_executable(sys.executable)
+        worker.close()
+    assert "the body parser process did not start" in caplog.text
+    decoded = asyncio.run(worker.decode(body, None))
+    assert decoded.inputs[0].data.tolist() == [[1, 2, 3, 4]]
+    assert worker.min_bytes == sys.maxsize

@@ -12,12 +12,15 @@ process, the loop only copies the body out and the decoded arrays back (~10 ms),
 the memory the parse needs (a JSON number costs ~30 bytes as a Python float) is
 the worker's, not the serving process's. The worker is started with ``spawn`` (the
 serving process has threads, which ``fork`` would copy in an unknown state) when the
-server starts, and replaced if it dies; the request that was in it gets 503.
+server starts, and replaced if it dies; the request that was in it gets 503. If it
+cannot start at all (multiprocessing needs a writable /dev/shm), the runtime logs why
+and parses every body on the loop rather than refusing to serve.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +29,8 @@ from concurrent.futures.process import BrokenProcessPool
 from kubeserve_runtime.errors import Overloaded
 from kubeserve_runtime.payloads import InferRequest
 from kubeserve_runtime.rest.v2codec import decode_body
+
+log = logging.getLogger(__name__)
 
 
 def decode_v2(body: bytes, header_length: str | None) -> InferRequest:
@@ -63,8 +68,18 @@ class ParseWorker:
 
     async def start(self) -> None:
         """Start the worker process and wait until it has imported the decoder."""
-        if self.min_bytes != sys.maxsize:
+        if self.min_bytes == sys.maxsize:
+            return
+        try:
             await asyncio.get_running_loop().run_in_executor(self._executor(), _ready)
+        except (OSError, BrokenProcessPool) as exc:
+            log.warning(
+                f"the body parser process did not start ({exc}); parsing every body on the "
+                "event loop",
+                extra={"fields": {"error": str(exc)}},
+            )
+            self.close()
+            self.min_bytes = sys.maxsize
 
     async def decode(self, body: bytes, header_length: str | None) -> InferRequest:
         """Decode a V2 infer body (raises InvalidInput, or Overloaded if the worker died)."""
