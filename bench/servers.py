@@ -142,6 +142,8 @@ def kubeserve_target(
         "0",
         "--metrics-port",
         str(free_port()),
+        "--shutdown-delay-seconds",
+        "0",
     ]
     variant = "batch off"
     if batch is not None:

@@ -22,7 +22,7 @@ collection (a cold build takes minutes, longer than one test's timeout allows).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,17 +146,18 @@ def operator_factory(
 ) -> Iterator[Callable[..., OperatorProcess]]:
     """Yield a factory of ``kubeserve run`` processes scoped to the test's namespace.
 
-    Each call starts a fresh operator (``env`` adds operator settings); all of them are
-    stopped after the test, and their logs are printed when the test fails.
+    Each call starts a fresh operator (``env`` adds operator settings, ``args`` flags of
+    ``kubeserve run``); all of them are stopped after the test, and their logs are
+    printed when the test fails.
     """
     from kubeserve.controller.process import OperatorProcess
 
     started: list[OperatorProcess] = []
 
-    def start(env: dict[str, str] | None = None) -> OperatorProcess:
+    def start(env: dict[str, str] | None = None, args: Sequence[str] = ()) -> OperatorProcess:
         settings = {"KUBESERVE_OPERATOR_INGRESS_MODE": "gateway", **(env or {})}
         log = tmp_path / f"operator-{len(started)}.log"
-        proc = OperatorProcess(kubeconfig, log, namespaces=[namespace], env=settings)
+        proc = OperatorProcess(kubeconfig, log, namespaces=[namespace], env=settings, args=args)
         started.append(proc)
         return proc.start()
 

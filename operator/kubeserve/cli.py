@@ -39,7 +39,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubeserve.chart.commands", "dev", ("manifests",)),
     ("kubeserve.controller.run", "operator", ("run",)),
     ("kubeserve.devcluster.cli", "dev", ("cluster",)),
-    ("kubeserve.local", "runtime", ("local",)),
+    ("kubeserve.local.commands", "runtime", ("local",)),
     ("kubeserve.render", "operator", ("render",)),
 )
 """(module with a `register` function, the extra it needs, the subcommands it adds)."""

@@ -183,7 +183,7 @@ class Demo:
         """Run the example with `kubeserve local` and send one V1 and one V2 prediction."""
         import httpx
 
-        from kubeserve.local import LocalProcess
+        from kubeserve.local.harness import LocalProcess
 
         step("running the same InferenceService on this machine (kubeserve local)")
         args = [

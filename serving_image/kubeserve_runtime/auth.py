@@ -1,13 +1,25 @@
 """Optional bearer-token auth: tokens come from a mounted file, one per line.
 
-Blank lines and ``#`` comments are ignored. The file is re-read when its mtime changes
-(checked at most every few seconds), so a rotated Kubernetes Secret takes effect without
-a restart. Tokens are compared in constant time. Health endpoints never ask.
+Limits: the file is re-read only when its stat signature (inode, size, mtime, ctime)
+changes, and that is checked at most every ``RECHECK_SECONDS``, so a revoked token keeps
+working for up to that long. Blank lines and lines whose first non-blank character is
+``#`` are ignored; every other line, stripped, is one token.
+
+Reloading fails closed: whatever the file holds now is the whole truth. An emptied file
+means no valid tokens (every request is refused), and so does a deleted or unreadable
+file, which is also logged as an error each time it happens. A Kubernetes Secret update
+swaps the file atomically, so a rotation never passes through "missing". Only at start is
+an empty or missing file an error (the server refuses to start), since a server that
+refuses everything from its first second is a mistake in the pod spec.
+
+Tokens are compared in constant time. Health endpoints never ask.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import os
 from pathlib import Path
 from time import monotonic
 
@@ -15,40 +27,65 @@ from kubeserve_runtime.errors import Unauthorized
 
 RECHECK_SECONDS = 5.0
 
+log = logging.getLogger(__name__)
+
+Signature = tuple[int, int, int, int]
+
+
+def parse_tokens(text: str) -> tuple[bytes, ...]:
+    """Return the tokens listed in token-file text (blank and ``#`` lines skipped)."""
+    stripped = (line.strip() for line in text.splitlines())
+    return tuple(line.encode() for line in stripped if line and not line.startswith("#"))
+
 
 def read_tokens(path: Path) -> tuple[bytes, ...]:
     """Return the tokens listed in a token file."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return tuple(
-        line.strip().encode() for line in lines if line.strip() and not line.startswith("#")
-    )
+    return parse_tokens(path.read_text(encoding="utf-8"))
+
+
+def _signature(stat: os.stat_result) -> Signature:
+    """What identifies one version of the file: a rewrite or a swap changes it."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 class TokenAuth:
     """Checks ``Authorization: Bearer <token>`` values against the token file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, recheck_seconds: float = RECHECK_SECONDS) -> None:
         self._path = path
-        self._mtime = path.stat().st_mtime_ns
+        self._recheck = recheck_seconds
+        self._signature: Signature | None = _signature(path.stat())
         self._tokens = read_tokens(path)
         if not self._tokens:
             raise ValueError(f"auth token file {path} holds no tokens")
         self._checked = monotonic()
 
     def _refresh(self) -> None:
-        """Re-read the file when it changed (at most every RECHECK_SECONDS)."""
+        """Re-read the file when it changed (at most every recheck interval)."""
         now = monotonic()
-        if now - self._checked < RECHECK_SECONDS:
+        if now - self._checked < self._recheck:
             return
         self._checked = now
         try:
-            mtime = self._path.stat().st_mtime_ns
-            if mtime != self._mtime:
-                tokens = read_tokens(self._path)
-                if tokens:
-                    self._tokens, self._mtime = tokens, mtime
-        except OSError:
+            signature = _signature(self._path.stat())
+            if signature == self._signature:
+                return
+            tokens = read_tokens(self._path)
+        except (OSError, UnicodeDecodeError) as exc:
+            if self._signature is not None:
+                log.error(
+                    "auth token file %s cannot be read (%s): every token is revoked and "
+                    "every request is refused until it is back",
+                    self._path,
+                    exc.strerror if isinstance(exc, OSError) and exc.strerror else exc,
+                )
+            self._tokens, self._signature = (), None
             return
+        if not tokens:
+            log.error("auth token file %s holds no tokens: every request is refused", self._path)
+        else:
+            log.info("auth token file %s reloaded: %d token(s)", self._path, len(tokens))
+        self._tokens, self._signature = tokens, signature
 
     def check(self, header: str | None) -> None:
         """Raise Unauthorized unless the header carries a known bearer token."""

@@ -19,61 +19,79 @@ Handler = Callable[[argparse.Namespace], int]
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-# flag -> (settings field, type, help); every flag defaults to None = "use the env/default"
-SERVE_FLAGS: list[tuple[str, str, type, str]] = [
-    ("--model-dir", "model_dir", Path, "model directory (KUBESERVE_MODEL_DIR, /mnt/models)"),
-    ("--model-name", "model_name", str, "name the model is served under (KUBESERVE_MODEL_NAME)"),
-    ("--model-version", "model_version", str, "model version / revision (KUBESERVE_MODEL_VERSION)"),
-    (
-        "--format",
-        "model_format",
-        str,
-        "onnx|sklearn|xgboost|lightgbm|pytorch|custom; detected when unset",
-    ),
-    ("--host", "host", str, "bind address (KUBESERVE_HOST, 0.0.0.0)"),
-    ("--http-port", "http_port", int, "REST port (KUBESERVE_HTTP_PORT, 8080)"),
-    ("--grpc-port", "grpc_port", int, "gRPC port, 0 disables (KUBESERVE_GRPC_PORT, 8081)"),
-    ("--metrics-port", "metrics_port", int, "Prometheus port (KUBESERVE_METRICS_PORT, 8082)"),
-    (
-        "--max-batch-size",
-        "max_batch_size",
-        int,
-        "rows per batch, 1 = off (KUBESERVE_MAX_BATCH_SIZE)",
-    ),
-    (
-        "--max-latency-ms",
-        "max_latency_ms",
-        float,
-        "longest wait to fill a batch (KUBESERVE_MAX_LATENCY_MS)",
-    ),
-    ("--input-schema", "input_schema", str, "inputSchema as JSON (KUBESERVE_INPUT_SCHEMA)"),
-    (
-        "--auth-token-file",
-        "auth_token_file",
-        Path,
-        "bearer tokens, one per line (KUBESERVE_AUTH_TOKEN_FILE)",
-    ),
-    (
-        "--max-request-bytes",
-        "max_request_bytes",
-        int,
-        "body size limit (KUBESERVE_MAX_REQUEST_BYTES)",
-    ),
-    ("--max-queue", "max_queue", int, "requests allowed to wait (KUBESERVE_MAX_QUEUE)"),
-    (
-        "--log-sample-rate",
-        "log_sample_rate",
-        float,
-        "share of requests logged (KUBESERVE_LOG_SAMPLE_RATE)",
-    ),
+# (flag, settings field, type); every flag defaults to None = "use the env/default". The
+# help text (meaning, env variable, default) comes from the settings field when --help is
+# printed, so importing the settings does not slow down every other command.
+SERVE_FLAGS: list[tuple[str, str, type]] = [
+    ("--model-dir", "model_dir", Path),
+    ("--model-name", "model_name", str),
+    ("--model-version", "model_version", str),
+    ("--format", "model_format", str),
+    ("--host", "host", str),
+    ("--http-port", "http_port", int),
+    ("--grpc-port", "grpc_port", int),
+    ("--metrics-port", "metrics_port", int),
+    ("--max-batch-size", "max_batch_size", int),
+    ("--max-latency-ms", "max_latency_ms", float),
+    ("--input-schema", "input_schema", str),
+    ("--auth-token-file", "auth_token_file", Path),
+    ("--max-request-bytes", "max_request_bytes", int),
+    ("--max-inflight-bytes", "max_inflight_bytes", int),
+    ("--max-concurrent-requests", "max_concurrent_requests", int),
+    ("--max-connections", "max_connections", int),
+    ("--max-header-bytes", "max_header_bytes", int),
+    ("--max-header-count", "max_header_count", int),
+    ("--request-read-timeout-seconds", "request_read_timeout_seconds", float),
+    ("--parse-worker-min-bytes", "parse_worker_min_bytes", int),
+    ("--max-queue", "max_queue", int),
+    ("--log-sample-rate", "log_sample_rate", float),
+    ("--inference-threads", "inference_threads", int),
+    ("--inline-inference-max-ms", "inline_inference_max_ms", float),
+    ("--shutdown-delay-seconds", "shutdown_delay_seconds", float),
+    ("--drain-timeout-seconds", "drain_timeout_seconds", float),
 ]
+
+
+def setting_help(dest: str) -> str:
+    """Return a serve flag's help: the setting's meaning, its env variable and default."""
+    from kubeserve_runtime.settings import RuntimeSettings
+
+    field = RuntimeSettings.model_fields[dest]
+    env = f"KUBESERVE_{dest.upper()}"
+    if field.is_required():
+        default = "required"
+    elif field.default_factory is not None:
+        default = "default: computed"
+    elif field.default is None:
+        default = "default: unset"
+    else:
+        default = f"default: {field.default}"
+    return f"{field.description} ({env}; {default})"
+
+
+class _SettingsHelpFormatter(argparse.HelpFormatter):
+    """Fills each serve flag's help from its settings field, only when help is shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.dest in _SERVE_DESTS:
+            return setting_help(action.dest)
+        return action.help
+
+
+_SERVE_DESTS = frozenset(dest for _, dest, _ in SERVE_FLAGS)
 
 
 def _register_serve(sub: SubParsers) -> None:
     """Add the ``serve`` subcommand."""
-    parser = sub.add_parser("serve", help="serve a model over REST, gRPC and metrics ports")
-    for flag, dest, kind, text in SERVE_FLAGS:
-        parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    parser = sub.add_parser(
+        "serve",
+        help="serve a model over REST, gRPC and metrics ports",
+        description="Serve a model. Every flag overrides the KUBESERVE_* variable named "
+        "in its help.",
+        formatter_class=_SettingsHelpFormatter,
+    )
+    for flag, dest, kind in SERVE_FLAGS:
+        parser.add_argument(flag, dest=dest, type=kind, default=None, help=dest)
     parser.set_defaults(handler=_serve)
 
 
@@ -84,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     from kubeserve_runtime.server import serve
     from kubeserve_runtime.settings import RuntimeSettings
 
-    overrides = {dest: getattr(args, dest) for _, dest, _, _ in SERVE_FLAGS}
+    overrides = {dest: getattr(args, dest) for _, dest, _ in SERVE_FLAGS}
     try:
         settings = RuntimeSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

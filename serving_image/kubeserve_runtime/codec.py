@@ -2,8 +2,13 @@
 
 Raw form (REST binary extension, gRPC ``raw_*_contents``): little-endian row-major
 values; ``BYTES`` elements are a 4-byte little-endian length followed by the bytes.
-JSON form: a flat or nested list in row-major order. Every malformed payload raises
-InvalidInput naming the tensor.
+JSON form: a flat or nested list in row-major order. Typed gRPC form: the
+``*_contents`` field of the datatype. Every malformed payload raises InvalidInput naming
+the tensor; what values a datatype accepts is ``datatypes``' business.
+
+Shapes are refused when numpy could not hold them: more than 64 dimensions, or more
+than ``MAX_ELEMENTS`` elements counting zero-size dimensions as one (numpy's own limit
+is ``size * itemsize`` below 2**63, checked the same way, for itemsizes up to 8).
 """
 
 from __future__ import annotations
@@ -15,19 +20,43 @@ from typing import Any
 
 import numpy as np
 
-from kubeserve_runtime.datatypes import as_bytes_array, numpy_dtype
+from kubeserve_runtime.datatypes import cast, from_json, numpy_dtype
 from kubeserve_runtime.errors import InvalidInput
 
 Array = np.ndarray[Any, Any]
 _LEN = struct.Struct("<I")
+MAX_DIMS = 64
+MAX_ELEMENTS = 2**60
+# The typed gRPC field each numeric datatype travels in, as numpy sees its values.
+_CONTENTS_DTYPE = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint32),
+    "UINT16": np.dtype(np.uint32),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int32),
+    "INT16": np.dtype(np.int32),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float32),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
 
 
 def check_shape(name: str, shape: Any) -> list[int]:
-    """Return a validated shape (a list of non-negative ints)."""
-    if not isinstance(shape, list | tuple) or any(
-        not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape
+    """Return a validated shape: at most 64 non-negative ints, ``MAX_ELEMENTS`` at most."""
+    if (
+        not isinstance(shape, list | tuple)
+        or len(shape) > MAX_DIMS
+        or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape)
     ):
-        raise InvalidInput(f"input {name!r}: shape must be a list of non-negative integers")
+        raise InvalidInput(
+            f"input {name!r}: shape must be a list of at most {MAX_DIMS} non-negative integers"
+        )
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS or (count == 0 and math.prod(d or 1 for d in shape) > MAX_ELEMENTS):
+        raise InvalidInput(f"input {name!r}: shape {list(shape)} is too large")
     return list(shape)
 
 
@@ -85,18 +114,34 @@ def array_to_raw(array: Array, datatype: str) -> bytes:
     return np.ascontiguousarray(array).tobytes()
 
 
-def json_to_array(name: str, data: Any, datatype: str, shape: Sequence[int]) -> Array:
-    """Convert JSON tensor data (flat or nested, row-major) into an array of ``shape``."""
-    dtype = numpy_dtype(datatype)
-    if not isinstance(data, list):
-        data = [data]
-    try:
-        if datatype == "BYTES":
-            array = as_bytes_array(np.asarray(data, dtype=object))
-        else:
-            array = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput(f"input {name!r}: data is not valid {datatype}: {exc}") from exc
+def json_to_array(
+    name: str, data: Any, datatype: str, shape: Sequence[int], booleans: bool = True
+) -> Array:
+    """Convert JSON tensor data (flat or nested, row-major) into an array of ``shape``.
+
+    ``booleans`` False: the JSON text holds no ``true``/``false`` (see ``from_json``).
+    """
+    array = from_json(name, data if isinstance(data, list) else [data], datatype, booleans)
+    return _reshape(name, array, shape)
+
+
+def contents_to_array(name: str, values: Any, datatype: str, shape: Sequence[int]) -> Array:
+    """Convert a typed gRPC ``*_contents`` field into an array of ``shape``.
+
+    The field is wider than some datatypes (INT8 travels in ``int_contents``, FP16 in
+    ``fp32_contents``), so the values are cast with the datatype's rules.
+    """
+    if datatype == "BYTES":
+        array = np.empty(len(values), dtype=object)
+        array[:] = list(values)
+    else:
+        numpy_dtype(datatype)
+        array = cast(name, np.asarray(values, dtype=_CONTENTS_DTYPE[datatype]), datatype)
+    return _reshape(name, array, shape)
+
+
+def _reshape(name: str, array: Array, shape: Sequence[int]) -> Array:
+    """Return ``array`` in ``shape`` if the element counts agree."""
     if array.size != _count(shape):
         raise InvalidInput(
             f"input {name!r}: {array.size} values do not fit shape {list(shape)} "

@@ -8,11 +8,20 @@ the outcome with ``record``. Every failure is a ``ServingError`` with its status
 A response to a request without an ``id`` gets a random version-4 UUID drawn from
 ``random.getrandbits``: request ids need to be unique, not unpredictable, and
 ``uuid.uuid4`` would make a ``getrandom`` system call on every request.
+
+Model exceptions never reach the client as text: a traceback or message may hold
+paths, values or code. The data plane logs the exception with the request id and
+answers a generic message that names the id. ``ValueError`` and the input errors of
+onnxruntime, XGBoost and LightGBM mean the model refused what passed validation (400);
+anything else, ``KeyError`` and ``TypeError`` included, is a fault in the model or its
+handler (500). A custom handler that wants the client to read its reason raises
+``kubeserve_runtime.errors.InvalidInput``, whose message is passed on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from concurrent.futures import Executor
 from random import getrandbits
@@ -23,7 +32,7 @@ import numpy as np
 
 from kubeserve_runtime import __version__
 from kubeserve_runtime.batching import AdaptiveBatcher, DirectScheduler, Scheduler
-from kubeserve_runtime.datatypes import as_bytes_array, datatype_of, numpy_dtype
+from kubeserve_runtime.datatypes import as_bytes_array, datatype_of, from_json
 from kubeserve_runtime.errors import (
     InferenceFailed,
     InvalidInput,
@@ -40,8 +49,8 @@ from kubeserve_runtime.settings import RuntimeSettings
 
 SERVER_NAME = "kubeserve"
 EXTENSIONS = ["binary_tensor_data"]
-_INPUT_ERRORS = (ValueError, TypeError, IndexError, KeyError)
 _INPUT_ERROR_NAMES = frozenset({"InvalidArgument", "XGBoostError", "LightGBMError"})
+log = logging.getLogger(__name__)
 
 Feed = dict[str, np.ndarray[Any, Any]]
 
@@ -87,7 +96,7 @@ class DataPlane:
         inline_max_s = s.inline_inference_max_ms / 1000.0
         if s.max_batch_size > 1 and model.batchable:
             self._scheduler = AdaptiveBatcher(
-                self._run,
+                model.predict,
                 self._executor,
                 max_batch_size=s.max_batch_size,
                 max_latency_s=s.max_latency_ms / 1000.0,
@@ -98,7 +107,7 @@ class DataPlane:
             )
         else:
             self._scheduler = DirectScheduler(
-                self._run,
+                model.predict,
                 self._executor,
                 s.max_queue,
                 self.metrics.observe_batch,
@@ -122,9 +131,9 @@ class DataPlane:
         return self._scheduler.pending if self._scheduler else 0
 
     async def close(self) -> None:
-        """Finish queued inference."""
+        """Finish queued inference, for at most ``drain_timeout_seconds``."""
         if self._scheduler is not None:
-            await self._scheduler.close()
+            await self._scheduler.close(self.settings.drain_timeout_seconds)
 
     # -- metadata --------------------------------------------------------------------
 
@@ -193,20 +202,20 @@ class DataPlane:
 
     # -- inference -------------------------------------------------------------------
 
-    def _run(self, feed: Feed) -> Feed:
-        """Call the model (in a worker thread), turning its errors into ServingErrors."""
-        model = self._model
-        assert model is not None
-        try:
-            return model.predict(feed)
-        except ServingError:
-            raise
-        except _INPUT_ERRORS as exc:
-            raise InvalidInput(f"the model rejected the input: {exc}") from exc
-        except Exception as exc:
-            if type(exc).__name__ in _INPUT_ERROR_NAMES:
-                raise InvalidInput(f"the model rejected the input: {exc}") from exc
-            raise InferenceFailed(f"the model failed: {type(exc).__name__}: {exc}") from exc
+    def _model_failure(self, exc: Exception, request_id: str) -> ServingError:
+        """Log a model exception with the request id; return what the client is told."""
+        refused = isinstance(exc, ValueError) or type(exc).__name__ in _INPUT_ERROR_NAMES
+        status = 400 if refused else 500
+        log.error(
+            "the model raised %s",
+            type(exc).__name__,
+            exc_info=exc,
+            extra={"fields": {"model": self.name, "request_id": request_id, "status": status}},
+        )
+        where = f"request id {request_id}; the server log has the details"
+        if refused:
+            return InvalidInput(f"the model could not process this input ({where})")
+        return InferenceFailed(f"the model failed on this request ({where})")
 
     async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
         """Validate, schedule and run one inference request."""
@@ -215,16 +224,23 @@ class DataPlane:
         assert self._validator is not None
         assert self._scheduler is not None
         feed = self._validator.validate(request.inputs)
-        out, timing = await self._scheduler.submit(feed)
+        request_id = request.id or new_request_id()
+        try:
+            out, timing = await self._scheduler.submit(feed)
+            _check_outputs(out, request.outputs)
+            outputs = _select_outputs(out, request.outputs)
+        except ServingError:  # the scheduler's, the client's, or a handler's on purpose
+            raise
+        except Exception as exc:
+            raise self._model_failure(exc, request_id) from exc
         self.metrics.queue.observe(timing.queue_s)
         if self._drift is not None:
             key = self._drift_input if self._drift_input in feed else next(iter(feed))
             self._drift.observe(feed[key])
-        outputs = _select_outputs(out, request.outputs)
         response = InferResponse(
             model_name=self.name,
             model_version=self.version,
-            id=request.id or new_request_id(),
+            id=request_id,
             outputs=outputs,
         )
         if self.log.sampled(200):
@@ -268,16 +284,8 @@ def new_request_id() -> str:
 
 
 def _v1_tensor(name: str, values: list[Any], spec: TensorSpec | None) -> Tensor:
-    """Convert V1 values into a tensor of the spec's datatype (inferred when unknown)."""
-    try:
-        if spec is not None and spec.datatype != "BYTES":
-            data = np.asarray(values, dtype=numpy_dtype(spec.datatype))
-        else:
-            data = np.asarray(values)
-            if data.dtype.kind in "USO":
-                data = as_bytes_array(data)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput(f"input {name!r}: instances are not a rectangular array: {exc}") from exc
+    """Convert V1 values into a tensor of the spec's datatype (the values' own if none)."""
+    data = from_json(name, values, spec.datatype if spec is not None else None)
     return Tensor(name=name, datatype=datatype_of(data), data=data)
 
 
@@ -289,15 +297,22 @@ def _plain(tensor: Tensor) -> list[Any]:
     return list(tensor.data.tolist()) if tensor.data.ndim else [tensor.data.item()]
 
 
+def _check_outputs(out: Feed, requested: list[RequestedOutput] | None) -> None:
+    """Raise InvalidInput (the client's fault) when the request names unknown outputs."""
+    missing = [r.name for r in requested or () if r.name not in out]
+    if missing:
+        known = ", ".join(repr(n) for n in out)
+        raise InvalidInput(
+            f"unknown output(s) {', '.join(map(repr, missing))}; outputs are {known}"
+        )
+
+
 def _select_outputs(out: Feed, requested: list[RequestedOutput] | None) -> list[Tensor]:
-    """Return the model outputs as tensors, limited to the requested ones when given."""
+    """Return the model outputs as tensors, limited to the requested ones when given.
+
+    A failure here is the model's: it returned something with no OIP datatype.
+    """
     if requested:
-        missing = [r.name for r in requested if r.name not in out]
-        if missing:
-            known = ", ".join(repr(n) for n in out)
-            raise InvalidInput(
-                f"unknown output(s) {', '.join(map(repr, missing))}; outputs are {known}"
-            )
         chosen = [(r.name, out[r.name], r.parameters) for r in requested]
     else:
         chosen = [(n, a, {}) for n, a in out.items()]
@@ -305,7 +320,9 @@ def _select_outputs(out: Feed, requested: list[RequestedOutput] | None) -> list[
     for name, array, params in chosen:
         if array.dtype.kind in "USO":
             array = as_bytes_array(array)
-        tensors.append(
-            Tensor(name=name, datatype=datatype_of(array), data=array, parameters=params)
-        )
+        try:
+            datatype = datatype_of(array)
+        except InvalidInput as exc:
+            raise TypeError(f"output {name!r}: {exc.message}") from exc
+        tensors.append(Tensor(name=name, datatype=datatype, data=array, parameters=params))
     return tensors

@@ -1,8 +1,9 @@
 """Errors the data plane raises, each carrying the HTTP status and gRPC code it maps to.
 
 Transports never guess: REST answers ``{"error": message}`` with ``status_code`` (plus
-``Retry-After`` when set), gRPC aborts with ``grpc_code``. Anything else that escapes a
-handler is a bug and becomes a 500 / INTERNAL with a generic message.
+``Retry-After`` when set, ``WWW-Authenticate`` on 401), gRPC aborts with ``grpc_code``.
+Anything else that escapes a handler is a bug and becomes a 500 / INTERNAL with a
+generic message.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Unauthorized(ServingError):
 
     status_code = 401
     grpc_code = "UNAUTHENTICATED"
+    challenge = 'Bearer realm="kubeserve"'
 
 
 class ModelNotFound(ServingError):
@@ -45,6 +47,20 @@ class PayloadTooLarge(ServingError):
 
     status_code = 413
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class UnsupportedEncoding(ServingError):
+    """The body has a Content-Encoding the runtime cannot decode (415)."""
+
+    status_code = 415
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class NotSupported(ServingError):
+    """The request asks for something this runtime does not serve, such as :explain (501)."""
+
+    status_code = 501
+    grpc_code = "UNIMPLEMENTED"
 
 
 class Overloaded(ServingError):

@@ -5,11 +5,21 @@ loads, readiness stays 503), then the model loads in a worker thread, the heap i
 (``gc.freeze``: the model and libraries are never rescanned by the garbage collector)
 and readiness turns true. A load failure is logged and the process exits 1.
 
-On SIGTERM/SIGINT: readiness turns false at once (Kubernetes stops routing new
-traffic), the process keeps serving for ``shutdown_delay_seconds``, then stops
-accepting connections, lets every accepted request finish (up to
-``drain_timeout_seconds``) and exits 0. uvicorn's own signal handling is disabled so
-this sequence is the only one.
+Limits first: the drain is bounded by ``shutdown_delay_seconds`` plus
+``drain_timeout_seconds`` (plus ``HANDSHAKE_SETTLE_SECONDS``); a request still running
+after that is cancelled. Pipelined HTTP/1.1 requests behind the one in progress are
+dropped with their connection (see ``rest.protocol``).
+
+On SIGTERM: readiness turns false at once (REST ``/v2/health/ready`` and V1 model ready
+503, gRPC ServerReady/ModelReady false; Kubernetes stops routing new traffic), and for
+``shutdown_delay_seconds`` everything is still accepted and served, each HTTP response
+with ``Connection: close`` so keep-alive clients reconnect (elsewhere, once the
+endpoint is gone). Then the HTTP listener stops taking new connections without
+resetting those the kernel already accepted (``listener``), the connections finish
+what they hold (``rest.protocol``), gRPC stops with the same grace (GOAWAY: clients
+retry elsewhere; started RPCs finish), queued inference finishes, exit 0. SIGINT
+(Ctrl-C) does the same without the delay, and cuts a delay already running short.
+uvicorn's own signal handling is disabled so this sequence is the only one.
 """
 
 from __future__ import annotations
@@ -29,21 +39,42 @@ from prometheus_client import CollectorRegistry
 
 from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
+from kubeserve_runtime.listener import accept_queue_length, refuse_new_connections
 from kubeserve_runtime.logs import configure_logging
 from kubeserve_runtime.metrics import MetricsServer, RuntimeMetrics
+from kubeserve_runtime.rest.admission import Admission
 from kubeserve_runtime.rest.app import build_app
+from kubeserve_runtime.rest.protocol import HttpLimits, http_protocol
+from kubeserve_runtime.rest.worker import ParseWorker
 from kubeserve_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
+HANDSHAKE_SETTLE_SECONDS = 0.2
+"""After new SYNs are dropped, time for handshakes already under way to complete."""
+ACCEPT_QUEUE_POLL_SECONDS = 0.01
+ACCEPT_QUEUE_WAIT_SECONDS = 2.0
+"""Longest wait for the loop to accept what is queued (it takes one loop iteration)."""
 
 
 class _HttpServer(uvicorn.Server):
-    """uvicorn without its signal handlers: shutdown is driven by ``Runtime``."""
+    """uvicorn without its signal handlers, closing its listeners without resets."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        """Install nothing."""
+        """Install nothing: shutdown is driven by ``Runtime``."""
         yield
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        """Drop new SYNs, let the accept queues empty, then shut down as uvicorn does."""
+        listeners = [sock for server in self.servers for sock in server.sockets]
+        if listeners and all(refuse_new_connections(sock) for sock in listeners):
+            await asyncio.sleep(HANDSHAKE_SETTLE_SECONDS)
+            deadline = asyncio.get_running_loop().time() + ACCEPT_QUEUE_WAIT_SECONDS
+            while any(accept_queue_length(sock) for sock in listeners):
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(ACCEPT_QUEUE_POLL_SECONDS)
+        await super().shutdown(sockets)
 
 
 class Runtime:
@@ -60,38 +91,56 @@ class Runtime:
         )
         self.plane = DataPlane(settings, self.metrics, self.executor)
         self.auth = TokenAuth(settings.auth_token_file) if settings.auth_token_file else None
+        self.worker = ParseWorker(settings.parse_worker_min_bytes)
         self._stop = asyncio.Event()
+        self._skip_delay = asyncio.Event()
 
-    def request_stop(self) -> None:
-        """Begin graceful shutdown (signal handler)."""
+    def request_stop(self, delay: bool = True) -> None:
+        """Begin graceful shutdown (signal handler); ``delay=False`` skips the delay."""
         if not self.plane.draining:
             log.info("shutdown requested: readiness is now false, draining")
         self.plane.draining = True
+        if not delay:
+            self._skip_delay.set()
         self._stop.set()
 
-    async def run(self) -> int:
-        """Serve until a stop signal; return the exit status."""
+    def _http_config(self) -> uvicorn.Config:
+        """Return uvicorn's configuration: httptools behind the runtime's guarded protocol."""
         s = self.settings
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        metrics_server = MetricsServer(self.registry, s.host, s.metrics_port)
-        app = build_app(self.plane, self.auth, s.max_request_bytes)
-        config = uvicorn.Config(
-            app,
+        admission = Admission(
+            s.max_concurrent_requests, s.inflight_bytes_limit, s.max_request_bytes
+        )
+        limits = HttpLimits(s.max_header_bytes, s.max_header_count, s.request_read_timeout_seconds)
+        plane = self.plane
+        return uvicorn.Config(
+            build_app(plane, self.auth, admission, self.worker),
             host=s.host,
             port=s.http_port,
             loop="none",
-            http="httptools",
+            http=http_protocol(limits, plane),
             lifespan="off",
             access_log=False,
             log_config=None,
             server_header=False,
             proxy_headers=False,
             timeout_keep_alive=75,
+            limit_concurrency=s.max_connections,
             timeout_graceful_shutdown=math.ceil(s.drain_timeout_seconds),
         )
-        http = _HttpServer(config)
+
+    async def _shutdown_delay(self) -> None:
+        """Keep serving, not ready, for the shutdown delay (SIGINT cuts it short)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._skip_delay.wait(), self.settings.shutdown_delay_seconds)
+
+    async def run(self) -> int:
+        """Serve until a stop signal; return the exit status."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop, False)
+        metrics_server = MetricsServer(self.registry, s.host, s.metrics_port)
+        http = _HttpServer(self._http_config())
         http_task = asyncio.create_task(http.serve())
         grpc_server: Any = None
         if s.grpc_port:
@@ -111,7 +160,7 @@ class Runtime:
         )
         status = 0
         try:
-            await self.plane.load()
+            await asyncio.gather(self.plane.load(), self.worker.start())
             freeze_heap()
             log.info("model loaded and ready", extra={"fields": {"model": s.model_name}})
         except Exception as exc:
@@ -124,13 +173,14 @@ class Runtime:
             log.error("the HTTP server stopped unexpectedly")
             status = status or 1
             self.request_stop()
-        if status == 0 and s.shutdown_delay_seconds:
-            await asyncio.sleep(s.shutdown_delay_seconds)
+        if status == 0:
+            await self._shutdown_delay()
         http.should_exit = True
         if grpc_server is not None:
             await grpc_server.stop(s.drain_timeout_seconds)
         await asyncio.gather(http_task, return_exceptions=True)
         await self.plane.close()
+        self.worker.close()
         self.executor.shutdown(wait=True)
         metrics_server.close()
         log.info("stopped", extra={"fields": {"exit_status": status}})

@@ -2,7 +2,8 @@
 
 ``RuntimeProcess`` picks free loopback ports, starts the server as a subprocess (the
 same entry point the image runs), waits until ``/v2/health/ready`` answers 200 and stops
-it with SIGTERM. Its log goes to a file so a chatty server never blocks on a pipe.
+it with SIGINT (a drain without the shutdown delay; ``signal`` sends SIGTERM for tests
+of the delay). Its log goes to a file so a chatty server never blocks on a pipe.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -26,6 +30,65 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+GATED_HANDLER = """
+import time
+from pathlib import Path
+
+GATE = Path({gate!r})
+
+
+class Handler:
+    def predict(self, feed):
+        x = feed["x"]
+        first = float(x.ravel()[0])
+        if first < 0:  # wait until the test opens the gate
+            while not GATE.exists():
+                time.sleep(0.005)
+        else:
+            time.sleep(first / 1000)  # milliseconds
+        return x * 2
+"""
+
+
+class GatedModel:
+    """A custom-handler model (input ``x``) for tests that need requests held in flight.
+
+    A call whose first value is negative waits until ``open()``; any other call sleeps
+    that many milliseconds. Outputs are ``2 * x``. Run it with
+    ``KUBESERVE_INLINE_INFERENCE_MAX_MS=0`` so no call ever runs on the event loop.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.model_dir = root / "gated-model"
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        self._gate = root / "gate"
+        (self.model_dir / "handler.py").write_text(GATED_HANDLER.format(gate=str(self._gate)))
+
+    def open(self) -> None:
+        """Let every waiting call (and every later one) through."""
+        self._gate.touch()
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+    """Call ``condition`` until it returns something truthy and return that.
+
+    The timeout is only a failure guard (TimeoutError naming ``what``); tests wait on the
+    condition, never on the clock. Needs tenacity (the dev extra).
+    """
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    def give_up(_: object) -> T:
+        raise TimeoutError(f"{what}: still not true after {timeout:g} s")
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.02),
+        retry=retry_if_result(lambda result: not result),
+        retry_error_callback=give_up,
+    )
+    return retrying(condition)
 
 
 class RuntimeProcess:
@@ -83,6 +146,14 @@ class RuntimeProcess:
         """URL of the metrics endpoint."""
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    def inflight(self, protocol: str) -> float:
+        """The in-flight gauge of one protocol (v1, v2 or grpc), scraped now."""
+        labels = f'model="{self.model_name}",protocol="{protocol}",version="'
+        for line in httpx.get(self.metrics_url).text.splitlines():
+            if line.startswith("kubeserve_inflight_requests{" + labels):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     @property
     def log(self) -> str:
         """Everything the process wrote so far."""
@@ -121,11 +192,11 @@ class RuntimeProcess:
         self.process.send_signal(sig)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM the process, wait for it and return its exit status."""
+        """SIGINT the process (no shutdown delay), wait for it and return its exit status."""
         if self.process is None:
             return 0
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

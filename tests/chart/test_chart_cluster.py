@@ -71,8 +71,11 @@ def test_every_rendered_object_passes_server_side_dry_run(
     """The real API server accepts every object helm renders (CRD and ServiceMonitor included)."""
     files: tuple[Path, ...] = ()
     if custom:
+        # Roles go into the watched namespaces, which must exist: watch the test's own.
+        values = {**CUSTOM_VALUES, "operator": {**CUSTOM_VALUES["operator"]}}
+        values["operator"]["watchNamespaces"] = [namespace]
         path = tmp_path / "custom.yaml"
-        path.write_text(yaml.safe_dump(CUSTOM_VALUES))
+        path.write_text(yaml.safe_dump(values))
         files = (path,)
     rendered = helm.template(
         helm_binary,

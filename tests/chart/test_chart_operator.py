@@ -3,23 +3,17 @@
 No image can be built here, so the operator runs as a local process exactly as the
 chart's pod would: the installed Deployment's command and args, the installed ConfigMap
 as environment, and a token of the chart's ServiceAccount (TokenRequest API) as its only
-credential, which proves the ClusterRole sufficient. KWOK makes the predictor pods ready.
+credential, which proves the Roles sufficient (watchNamespaces is set, so there are no
+cluster-wide ones). KWOK makes the predictor pods ready.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 from kubernetes import client, watch
 
 from kubeserve.chart import helm
@@ -27,41 +21,6 @@ from kubeserve.chart import helm
 pytestmark = pytest.mark.cluster
 
 GROUP, VERSION, PLURAL = "serving.kubeserve.io", "v1alpha1", "inferenceservices"
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def token_kubeconfig(admin: Path, token: str, path: Path) -> Path:
-    """Write a kubeconfig for the admin's cluster that authenticates with `token` only."""
-    config = yaml.safe_load(admin.read_text())
-    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])[
-        "context"
-    ]
-    cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "operator",
-                        "context": {"cluster": cluster["name"], "user": "operator"},
-                    }
-                ],
-                "current-context": "operator",
-            }
-        )
-    )
-    return path
 
 
 def wait_until(stream: Iterator[dict[str, Any]], done: Callable[[Any], bool], what: str) -> Any:
@@ -111,7 +70,7 @@ def test_helm_install_runs_an_operator_that_reconciles(
     kubeconfig: Path,
     namespace: str,
     api_client: client.ApiClient,
-    tmp_path: Path,
+    pod_operator: Any,
 ) -> None:
     """The installed chart's identity, config and command reconcile an InferenceService to Ready."""
     name, notes = release
@@ -124,38 +83,11 @@ def test_helm_install_runs_an_operator_that_reconciles(
     pod = deployment.spec.template.spec
     (container,) = pod.containers
     env = dict(core.read_namespaced_config_map(f"{name}-config", namespace).data)
-    token = core.create_namespaced_service_account_token(
-        pod.service_account_name,
-        namespace,
-        client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-        ),
-    ).status.token
-    sa_kubeconfig = token_kubeconfig(kubeconfig, token, tmp_path / "operator.kubeconfig")
-
-    metrics_port, health_port = free_port(), free_port()
-    env |= {
-        "KUBESERVE_OPERATOR_METRICS_PORT": str(metrics_port),
-        "KUBESERVE_OPERATOR_HEALTH_PORT": str(health_port),
-        "KUBESERVE_OPERATOR_BIND_ADDRESS": "127.0.0.1",
-    }
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KUBESERVE_OPERATOR_", "KUBECONFIG"))
-    }
-    executable = Path(sys.executable).with_name(container.command[0])
-    argv = [
-        str(executable),
-        *container.command[1:],
-        *(container.args or []),
-        "--kubeconfig",
-        str(sa_kubeconfig),
-    ]
+    argv = [*container.command, *(container.args or [])]
     assert f"--namespace={namespace}" in argv
-    log_path = tmp_path / "operator.log"
-    with log_path.open("w") as log:
-        operator = subprocess.Popen(argv, env=base_env | env, stdout=log, stderr=subprocess.STDOUT)
+    operator = pod_operator(
+        namespace, pod.service_account_name, argv, env | {"POD_NAME": f"{name}-pod"}
+    )
     try:
         isvc = {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -190,16 +122,8 @@ def test_helm_install_runs_an_operator_that_reconciles(
         )
         wait_until(ready, is_ready, "InferenceService iris to become Ready")
 
-        assert httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=5).status_code == 200
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        assert 'kubeserve_reconcile_total{result="success"}' in metrics
+        assert operator.get("/healthz").json()["leader"] is True
+        assert 'kubeserve_reconcile_total{result="success"}' in operator.metrics()
     finally:
-        operator.send_signal(signal.SIGINT)
-        try:
-            operator.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
-            operator.wait()
-    log_text = log_path.read_text()
-    assert "Forbidden" not in log_text, log_text[-4000:]
-    assert " 403" not in log_text, log_text[-4000:]
+        operator.stop()
+    operator.assert_never_forbidden()

@@ -112,6 +112,8 @@ def test_default_render_has_the_operator_objects(defaults: Objects) -> None:
         "ClusterRoleBinding",
         "ConfigMap",
         "Deployment",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
@@ -132,21 +134,38 @@ def test_crds_come_from_the_crds_folder(render: Any, chart: Path) -> None:
     assert crds == [committed]
 
 
-def test_deployment_is_one_recreated_restricted_operator(defaults: Objects) -> None:
-    """One replica, Recreate, `kubeserve run`, /healthz liveness, metrics port, restricted pod."""
+LEADER_ARGS = [
+    "--leader-elect",
+    f"--leader-election-namespace={helm.NAMESPACE}",
+    f"--leader-election-id={helm.RELEASE}",
+    "--lease-duration=15",
+    "--renew-deadline=10",
+    "--retry-period=2",
+]
+POD_NAME_ENV = {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+
+
+def test_deployment_is_an_elected_restricted_operator(defaults: Objects) -> None:
+    """One replica holding a Lease, rolling updates, `kubeserve run`, /healthz probes,
+    metrics port, restricted pod."""
     deployment = one(defaults, "Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == one(defaults, "ServiceAccount")["metadata"]["name"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/kubeserve/operator:0.1.0"
     assert container["command"] == ["kubeserve", "run"]
-    assert "args" not in container
+    assert container["args"] == LEADER_ARGS
+    assert container["env"] == [POD_NAME_ENV]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert container["resources"]["limits"] == {"memory": "512Mi"}
     assert container["envFrom"] == [
@@ -191,12 +210,22 @@ def test_custom_values_render_nginx_mode_and_servicemonitor(custom: Objects) -> 
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "registry.example/kubeserve-operator@sha256:" + "a" * 64
-    assert container["args"] == ["--namespace=ml", "--namespace=ml-staging", "--verbose"]
+    assert container["args"] == [
+        "--namespace=ml",
+        "--namespace=ml-staging",
+        "--verbose",
+        "--leader-elect",
+        f"--leader-election-namespace={helm.NAMESPACE}",
+        "--leader-election-id=serving-operator",
+        "--lease-duration=15",
+        "--renew-deadline=10",
+        "--retry-period=2",
+    ]
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == {
         "metrics": 9090,
         "health": 9091,
     }
-    assert container["env"] == [{"name": "TZ", "value": "UTC"}]
+    assert container["env"] == [POD_NAME_ENV, {"name": "TZ", "value": "UTC"}]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pod["tolerations"][0]["key"] == "dedicated"
@@ -219,10 +248,16 @@ def test_custom_values_render_nginx_mode_and_servicemonitor(custom: Objects) -> 
     assert monitor["spec"]["endpoints"] == [
         {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
     ]
-    binding = one(custom, "ClusterRoleBinding")
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "serving-operator", "namespace": helm.NAMESPACE}
+    bindings = [obj for obj in custom if obj["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == [
+        "kubeserve-system",
+        "ml",
+        "ml-staging",
     ]
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "serving-operator", "namespace": helm.NAMESPACE}
+        ]
     assert one(custom, "ServiceAccount")["metadata"]["annotations"] == {
         "example.com/role": "operator"
     }
@@ -238,7 +273,9 @@ def test_existing_service_account_without_rbac(render: Any) -> None:
         }
     )
     kinds = {obj["kind"] for obj in items}
-    assert kinds.isdisjoint({"ServiceAccount", "ClusterRole", "ClusterRoleBinding"})
+    assert kinds.isdisjoint(
+        {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    )
     assert (
         one(items, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "preexisting"
     )
@@ -248,3 +285,32 @@ def test_missing_service_account_name_is_refused(render: Any) -> None:
     """serviceAccount.create=false without a name fails with a message naming the value."""
     with pytest.raises(helm.HelmError, match=r"serviceAccount.name is required"):
         render({"serviceAccount.create": "false"})
+
+
+def test_two_replicas_stand_by_for_each_other(render: Any) -> None:
+    """replicas 2 with the Lease: both pods run the elector; the strategy can be set."""
+    items = render({"operator.replicas": "2", "operator.strategy.type": "Recreate"})
+    spec = one(items, "Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" in spec["template"]["spec"]["containers"][0]["args"]
+
+
+def test_without_leader_election_one_recreated_replica(render: Any) -> None:
+    """Without the Lease two operators must never overlap: one replica, Recreate, and the
+    values that would break that are refused with a message naming them."""
+    off = {"operator.leaderElection.enabled": "false"}
+    spec = one(render(off), "Deployment")["spec"]
+    assert (spec["replicas"], spec["strategy"]) == (1, {"type": "Recreate"})
+    assert "args" not in spec["template"]["spec"]["containers"][0]
+    with pytest.raises(
+        helm.HelmError, match=r"operator.replicas > 1 needs operator.leaderElection"
+    ):
+        render({**off, "operator.replicas": "2"})
+    with pytest.raises(helm.HelmError, match=r"RollingUpdate needs operator.leaderElection"):
+        render({**off, "operator.strategy.type": "RollingUpdate"})
+
+
+def test_lease_timings_must_be_ordered(render: Any) -> None:
+    with pytest.raises(helm.HelmError, match="retryPeriodSeconds < renewDeadlineSeconds"):
+        render({"operator.leaderElection.renewDeadlineSeconds": "20"})

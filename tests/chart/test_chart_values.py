@@ -84,9 +84,12 @@ def test_schema_covers_every_default_value(chart: Path) -> None:
     ("values", "message"),
     [
         (
-            {"operator.replicas": "2"},
-            r"at '/operator': additional properties 'replicas' not allowed",
+            {"operator.replica": "2"},
+            r"at '/operator': additional properties 'replica' not allowed",
         ),
+        ({"operator.replicas": "0"}, r"at '/operator/replicas'"),
+        ({"operator.strategy.type": "BlueGreen"}, r"at '/operator/strategy/type'"),
+        ({"operator.leaderElection.retryPeriodSeconds": "0"}, r"at '/operator/leaderElection"),
         ({"metrics.serviceMonitor.enable": "true"}, r"additional properties 'enable' not allowed"),
         ({"bogus": "1"}, r"additional properties 'bogus' not allowed"),
         ({"operator.metricsPort": "http"}, r"at '/operator/metricsPort': got string, want integer"),

@@ -6,7 +6,6 @@ user would: it applies InferenceService objects and watches objects and status.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -167,30 +166,36 @@ def test_pods_pass_pod_security_restricted(
     assert not [e.message for e in events if e.reason == "FailedCreate"]
 
 
+def passes(operator: OperatorProcess) -> float:
+    """Successful reconcile passes of an operator so far."""
+    return operator.metrics().get(("kubeserve_reconcile_total", (("result", "success"),)), 0.0)
+
+
+IDLE_ENV = {"KUBESERVE_OPERATOR_RECONCILE_INTERVAL_SECONDS": "1"}
+"""A pass every second, so "idle for N passes" comes quickly."""
+
+
 def test_idle_and_restart_write_nothing(
     api_client: client.ApiClient,
     namespace: str,
     operator_factory: Callable[..., OperatorProcess],
 ) -> None:
-    """Once Ready, an idle operator sends no writes; a restarted one resumes without any."""
-    first = operator_factory()
+    """Once Ready, an idle operator sends no writes however many passes run; a restarted
+    one resumes without any. Passes are counted, not waited for by the clock."""
+    first = operator_factory(env=IDLE_ENV)
     create(
         api_client,
         namespace,
         isvc("iris", {"predictor": predictor("s3://m/v1", min_replicas=2, max_replicas=3)}),
     )
     wait_isvc(api_client, namespace, "iris", is_ready, "Ready")
-    time.sleep(2)
-    settled = first.writes()
-    time.sleep(5)
+    at_ready = passes(first)
+    until(lambda: passes(first) >= at_ready + 2, "two passes after Ready (echoes settled)")
+    settled, counted = first.writes(), passes(first)
+    until(lambda: passes(first) >= counted + 3, "three more idle passes")
     assert first.writes() == settled, first.api_requests()
+    assert first.health()["queue"]["running"] in (0, 1)
     first.kill()
-    second = operator_factory()
-    until(
-        lambda: (
-            second.metrics().get(("kubeserve_reconcile_total", (("result", "success"),)), 0) >= 1
-        ),
-        "restarted operator reconciled",
-    )
-    time.sleep(3)
+    second = operator_factory(env=IDLE_ENV)
+    until(lambda: passes(second) >= 3, "three passes of the restarted operator")
     assert second.writes() == 0, second.api_requests()

@@ -16,7 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from kubeserve.local import LocalProcess
+from kubeserve.local.harness import LocalProcess
+from kubeserve.local.ports import free_port
 from kubeserve.rollout.revision import revision_hash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +135,33 @@ def test_local_refuses_an_invalid_file_with_the_reason(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "kubeserve local: error:" in result.stderr
     assert "minReplicas" in result.stderr
+
+
+def test_local_never_prints_the_credentials_of_a_model_uri(tmp_path: Path) -> None:
+    """userinfo and a presigned query are redacted in the progress line and in the
+    download error (nothing listens on the port, so the download fails)."""
+    uri = f"https://user:s3cret@127.0.0.1:{free_port()}/model.joblib?X-Amz-Signature=s3cret"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubeserve.cli",
+            "local",
+            "-f",
+            str(EXAMPLES / "01-sklearn-iris" / "isvc.yaml"),
+            "--model-uri",
+            uri,
+            "--port",
+            "0",
+            "--work-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "downloading https://REDACTED@127.0.0.1:" in result.stdout
+    assert "/model.joblib?REDACTED -> " in result.stdout
+    assert "kubeserve local: error: predictor: download failed:" in result.stderr

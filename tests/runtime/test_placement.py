@@ -1,4 +1,5 @@
-"""Placement: which model calls run inline on the event loop, from measured durations."""
+"""Placement: which model calls run inline on the event loop, from measured durations
+and sizes (values, not rows). The schedulers using it are tested in test_batching.py."""
 
 from __future__ import annotations
 
@@ -38,14 +39,22 @@ def test_one_slow_call_sends_the_next_to_the_pool_and_fast_calls_bring_it_back()
     assert 1 < fast_calls < 10
 
 
-def test_estimates_scale_with_rows() -> None:
-    """A request with many more rows than usual is expected to take longer."""
+def test_estimates_scale_with_elements() -> None:
+    """A call on many more values than usual is expected to take longer."""
     placement = Placement(0.0005, warmup_calls=1)
-    placement.observe(1, 0.0001)
-    assert placement.estimate(1) == 0.0001
-    assert placement.estimate(100) == 0.0001 * 100
-    assert placement.inline(4)
-    assert not placement.inline(100)
+    placement.observe(4, 0.0001)
+    assert placement.estimate(4) == 0.0001
+    assert placement.estimate(400) == 0.0001 * 100
+    assert placement.inline(16)
+    assert not placement.inline(400)
+
+
+def test_empty_calls_do_not_make_every_estimate_huge() -> None:
+    """Calls on zero values keep the mean size at one value at least."""
+    placement = Placement(0.0005, warmup_calls=1)
+    for _ in range(50):
+        placement.observe(0, 0.00001)
+    assert placement.inline(1)
 
 
 def test_zero_limit_never_inlines() -> None:

@@ -1,73 +1,15 @@
-"""Process lifecycle: graceful SIGTERM under load, and refusing bad settings."""
+"""Process lifecycle: refusing bad settings and models (SIGTERM drains: test_drain.py)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import textwrap
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
+from kubeserve_runtime.cli import SERVE_FLAGS, main
 from kubeserve_runtime.testing import RuntimeProcess
-
-HANDLER = textwrap.dedent(
-    """
-    import time
-
-    class Handler:
-        def predict(self, feed):
-            time.sleep(0.4)
-            return feed["x"] * 2
-    """
-)
-
-
-@pytest.mark.slow
-def test_sigterm_under_load_loses_no_accepted_request(tmp_path: Path) -> None:
-    """Requests accepted before SIGTERM all complete; readiness goes false; exit 0."""
-    (tmp_path / "handler.py").write_text(HANDLER)
-    env = {"KUBESERVE_SHUTDOWN_DELAY_SECONDS": "0.5", "KUBESERVE_INFERENCE_THREADS": "2"}
-    server = RuntimeProcess(tmp_path, "slow", env=env).start()
-    try:
-        url = f"{server.url}/v2/models/slow/infer"
-
-        def call(i: int) -> httpx.Response:
-            body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [i]}]}
-            return httpx.post(url, json=body, timeout=30)
-
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(call, i) for i in range(8)]
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                scrape = httpx.get(server.metrics_url).text
-                if (
-                    'kubeserve_inflight_requests{model="slow",protocol="v2",version=""} 8.0'
-                    in scrape
-                ):
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the 8 requests never were in flight together")
-            server.signal()
-            time.sleep(0.1)
-            assert httpx.get(f"{server.url}/v2/health/ready").status_code == 503
-            assert httpx.get(f"{server.url}/v2/health/live").status_code == 200
-            responses = [f.result() for f in futures]
-        assert [r.status_code for r in responses] == [200] * 8
-        assert [r.json()["outputs"][0]["data"] for r in responses] == [[2 * i] for i in range(8)]
-        assert server.process is not None
-        assert server.process.wait(30) == 0
-        events = [json.loads(x) for x in server.log.splitlines() if x.startswith("{")]
-        assert any(e["msg"] == "stopped" and e.get("exit_status") == 0 for e in events)
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{server.url}/v2/health/live")
-    finally:
-        server.close()
 
 
 def test_bad_settings_exit_2_with_reason(tmp_path: Path) -> None:
@@ -124,3 +66,28 @@ def test_freeze_heap_hides_long_lived_objects_from_the_collector() -> None:
         assert gc.get_freeze_count() >= len(survivor)
     finally:
         gc.unfreeze()
+
+
+def test_serve_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --help` names each setting's env variable and default."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for expected in (
+        "(KUBESERVE_MAX_REQUEST_BYTES; default: 16777216)",
+        "(KUBESERVE_SHUTDOWN_DELAY_SECONDS; default: 5.0)",
+        "(KUBESERVE_REQUEST_READ_TIMEOUT_SECONDS; default: 30.0)",
+        "(KUBESERVE_MODEL_NAME; required)",
+        "(KUBESERVE_MODEL_VERSION; default: unset)",
+    ):
+        assert expected in " ".join(text.split()), expected
+
+
+def test_every_setting_has_a_serve_flag() -> None:
+    """Each RuntimeSettings field can be set from the command line, under its own name."""
+    from kubeserve_runtime.settings import RuntimeSettings
+
+    flags = {dest: flag for flag, dest, _ in SERVE_FLAGS}
+    assert set(flags) == set(RuntimeSettings.model_fields)
+    for dest, flag in flags.items():
+        assert flag in (f"--{dest.replace('_', '-')}", "--format"), flag

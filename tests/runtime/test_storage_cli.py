@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 
-def _download(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the download subcommand."""
+def _download(*args: str, limit: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the download subcommand (with KUBESERVE_MAX_MODEL_BYTES=limit when given)."""
+    env = {k: v for k, v in os.environ.items() if k != "KUBESERVE_MAX_MODEL_BYTES"}
+    if limit is not None:
+        env["KUBESERVE_MAX_MODEL_BYTES"] = limit
     return subprocess.run(
         [sys.executable, "-m", "kubeserve_runtime.cli", "download", *args],
         capture_output=True,
         text=True,
+        env=env,
         timeout=60,
         check=False,
     )
@@ -50,3 +55,28 @@ def test_pvc_root_flag(tmp_path: Path) -> None:
     assert miss.returncode == 1
     assert len(miss.stderr.splitlines()) == 1
     assert "pvc://other/m: no such file or directory" in miss.stderr
+
+
+def test_model_size_limit_from_the_environment(tmp_path: Path) -> None:
+    """KUBESERVE_MAX_MODEL_BYTES (rendered by the operator) caps the model: over it, one
+    line and exit 1 with no DIR left; a value that is not integer bytes is one line too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.onnx").write_bytes(bytes(2000))
+    over = _download(f"file://{src}", str(tmp_path / "models"), limit="1000")
+    assert over.returncode == 1
+    assert over.stderr.splitlines() == [
+        f"kubeserve-runtime download: error: file://{src}: model.onnx (2000 bytes) would take "
+        "the model past its size limit of 1000 bytes (KUBESERVE_MAX_MODEL_BYTES; 0 bytes "
+        "already on the volume)"
+    ]
+    assert not (tmp_path / "models").exists()
+    fits = _download(f"file://{src}", str(tmp_path / "models"), limit="2000")
+    assert fits.returncode == 0, fits.stderr
+    bad = _download(f"file://{src}", str(tmp_path / "other"), limit="2Gi")
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == [
+        "kubeserve-runtime download: error: KUBESERVE_MAX_MODEL_BYTES must be a positive "
+        "integer (bytes), got '2Gi'"
+    ]
+    assert not (tmp_path / "other").exists()

@@ -3,15 +3,15 @@
 No Cloud Storage emulator can run here, so these tests use a FAKE: a loopback HTTP
 server speaking the few JSON API calls the client makes (object metadata, media
 download, paginated listing), reached through STORAGE_EMULATOR_HOST as the Google
-libraries do. Test names say ``fake_json_api``.
+libraries do. Test names say ``fake_json_api``. Reads with a token go to the fake over
+https (test CA); a token is never sent to it over plain http.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,6 +29,8 @@ OBJECTS = {
     }
 }
 TOKEN = "ya29.test-token"
+SEEN: list[tuple[str, str | None]] = []
+"""(path, Authorization) of every request the fake received."""
 
 
 class _FakeJsonApi(BaseHTTPRequestHandler):
@@ -36,6 +38,7 @@ class _FakeJsonApi(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Serve metadata, media or a listing page."""
+        SEEN.append((self.path, self.headers.get("Authorization")))
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         parts = url.path.split("/")  # '', storage, v1, b, BUCKET, o, [NAME]
@@ -73,15 +76,15 @@ class _FakeJsonApi(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def emulator_host() -> Iterator[str]:
-    """The fake JSON API on loopback, as host:port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeJsonApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def emulator_host(serve_http: Callable[..., str]) -> str:
+    """The fake JSON API on loopback over plain http, as host:port (anonymous reads)."""
+    return serve_http(_FakeJsonApi).removeprefix("http://")
+
+
+@pytest.fixture(scope="module")
+def tls_emulator(serve_http: Callable[..., str]) -> str:
+    """The fake JSON API over https with the test CA, as a URL (for token reads)."""
+    return serve_http(_FakeJsonApi, tls=True)
 
 
 def _options(host: str, token: str | None = None) -> DownloadOptions:
@@ -93,11 +96,14 @@ def _options(host: str, token: str | None = None) -> DownloadOptions:
 
 
 def test_prefix_download_follows_pages_against_fake_json_api(
-    emulator_host: str, tmp_path: Path
+    tls_emulator: str, trust_loopback_ca: Path, tmp_path: Path
 ) -> None:
-    """Every object under prefix/ is fetched across pages; prefix10/ is not."""
+    """Every object under prefix/ is fetched across pages, with the token over https;
+    prefix10/ is not."""
     dest = tmp_path / "models"
-    download("gs://public/iris/v1", dest, _options(emulator_host, TOKEN))
+    before = len(SEEN)
+    download("gs://public/iris/v1", dest, _options(tls_emulator, TOKEN))
+    assert {auth for _, auth in SEEN[before:]} == {f"Bearer {TOKEN}"}
     files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     assert files == ["extra.bin", "labels/names.txt", "model.onnx"]
     assert (dest / "model.onnx").read_bytes() == b"onnx"
@@ -119,10 +125,43 @@ def test_single_object_against_fake_json_api(emulator_host: str, tmp_path: Path)
     ],
 )
 def test_errors_against_fake_json_api(
-    emulator_host: str, tmp_path: Path, uri: str, token: str | None, cause: str
+    tls_emulator: str,
+    trust_loopback_ca: Path,
+    tmp_path: Path,
+    uri: str,
+    token: str | None,
+    cause: str,
 ) -> None:
     """Missing bucket, missing object and a refused token are one-line causes."""
     with pytest.raises(StorageError) as info:
-        download(uri, tmp_path / "models", _options(emulator_host, token))
+        download(uri, tmp_path / "models", _options(tls_emulator, token))
     assert str(info.value).startswith(f"{uri}: {cause}")
+    assert not (tmp_path / "models").exists()
+
+
+def test_token_is_never_sent_to_a_plain_http_fake_json_api(
+    emulator_host: str, tmp_path: Path
+) -> None:
+    """GOOGLE_OAUTH_ACCESS_TOKEN with an http emulator: refused before any request."""
+    before = len(SEEN)
+    with pytest.raises(StorageError) as info:
+        download("gs://public/iris/v1", tmp_path / "models", _options(emulator_host, TOKEN))
+    assert str(info.value) == (
+        "gs://public/iris/v1: refusing to send credentials (GOOGLE_OAUTH_ACCESS_TOKEN) over "
+        f"plain http to {emulator_host}; use an https:// URL, or drop the credentials for a "
+        "public source"
+    )
+    assert SEEN[before:] == []
+    assert not (tmp_path / "models").exists()
+
+
+def test_object_over_the_limit_against_fake_json_api(emulator_host: str, tmp_path: Path) -> None:
+    """Media downloads are charged to the model size limit like https ones."""
+    options = DownloadOptions(config={"STORAGE_EMULATOR_HOST": emulator_host}, max_bytes=3)
+    with pytest.raises(StorageError) as info:
+        download("gs://public/iris/v1/model.onnx", tmp_path / "models", options)
+    assert str(info.value).startswith(
+        "gs://public/iris/v1/model.onnx: model.onnx (4 bytes) would take the model past its "
+        "size limit of 3 bytes"
+    )
     assert not (tmp_path / "models").exists()

@@ -1,16 +1,19 @@
-"""https:// (here plain http on loopback) downloads from a real HTTP server thread:
-single files, archives, checksums and HTTP errors."""
+"""https:// and http:// downloads from real HTTP servers on loopback (plain, and TLS
+with a test CA): single files, archives, checksums, HTTP errors, and credentials (bearer
+tokens and user:password only over https, never shown in errors or logs)."""
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import io
+import subprocess
+import sys
 import tarfile
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +21,86 @@ import pytest
 
 from kubeserve_runtime.storage import DownloadOptions, StorageError, download
 
+TOKEN = "bearer-secret-token"
+Seen = list[tuple[str, str | None]]
+
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves a directory; /private/... answers 403, and redirects /old/... to /..."""
+    """Serves a directory and records (path, Authorization) of every request.
+
+    /private/... answers 403; /bearer/... needs ``Bearer TOKEN`` (401 otherwise);
+    /old/... redirects to /...; /away/... redirects to the same path on ``elsewhere``;
+    /stream/N/NAME sends N zero bytes with no Content-Length (ended by closing);
+    /gzip/N/NAME sends N zero bytes as ``Content-Encoding: gzip`` (a small body).
+    """
+
+    def __init__(self, *args: Any, seen: Seen, elsewhere: str = "", **kwargs: Any) -> None:
+        self.seen, self.elsewhere = seen, elsewhere
+        super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
         """Serve, refuse or redirect."""
+        authorization = self.headers.get("Authorization")
+        self.seen.append((self.path, authorization))
         if self.path.startswith("/private/"):
             self.send_error(403, "Forbidden")
-            return
-        if self.path.startswith("/old/"):
-            self.send_response(302)
-            self.send_header("Location", self.path[len("/old") :])
+        elif self.path.startswith("/bearer/") and authorization != f"Bearer {TOKEN}":
+            self.send_error(401, "Unauthorized")
+        elif self.path.startswith("/old/"):
+            self._redirect(self.path.removeprefix("/old"))
+        elif self.path.startswith("/away/"):
+            self._redirect(self.elsewhere + self.path.removeprefix("/away"))
+        elif self.path.startswith(("/stream/", "/gzip/")):
+            _, how, size, _ = self.path.split("/", 3)
+            body = bytes(int(size))
+            self.send_response(200)
+            if how == "gzip":
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            return
-        super().do_GET()
+            self.wfile.write(body)
+        else:
+            self.path = self.path.removeprefix("/bearer")
+            super().do_GET()
+
+    def _redirect(self, location: str) -> None:
+        """Answer 302 to location."""
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A loopback HTTP server over a temporary directory: (base URL, directory)."""
-    root = tmp_path_factory.mktemp("site")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory both servers serve."""
+    return tmp_path_factory.mktemp("site")
+
+
+@pytest.fixture(scope="module")
+def seen() -> Seen:
+    """(path, Authorization) of every request either server received."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def site(serve_http: Callable[..., str], root: Path, seen: Seen) -> tuple[str, Path]:
+    """A plain-http loopback server over a temporary directory: (base URL, directory)."""
+    handler = functools.partial(_Handler, directory=str(root), seen=seen)
+    return serve_http(handler), root
+
+
+@pytest.fixture(scope="module")
+def tls_site(
+    serve_http: Callable[..., str], site: tuple[str, Path], seen: Seen
+) -> tuple[str, Path]:
+    """The same directory over https (test CA); /away/ redirects to the plain site."""
+    base, root = site
+    handler = functools.partial(_Handler, directory=str(root), seen=seen, elsewhere=base)
+    return serve_http(handler, tls=True), root
 
 
 def _sha(data: bytes) -> str:
@@ -182,3 +234,193 @@ def test_connection_refused_is_a_clear_error(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     with pytest.raises(StorageError, match="request failed: ConnectError"):
         download(f"http://127.0.0.1:{port}/m.onnx", tmp_path / "models", DownloadOptions())
+
+
+def test_bearer_token_goes_over_https(
+    tls_site: tuple[str, Path], seen: Seen, trust_loopback_ca: Path, tmp_path: Path
+) -> None:
+    """HTTPS_BEARER_TOKEN is sent to an https URL (verified against the CA)."""
+    base, root = tls_site
+    (root / "private-model.onnx").write_bytes(b"onnx")
+    options = DownloadOptions(config={"HTTPS_BEARER_TOKEN": TOKEN})
+    download(f"{base}/bearer/private-model.onnx", tmp_path / "models", options)
+    assert (tmp_path / "models" / "private-model.onnx").read_bytes() == b"onnx"
+    assert ("/bearer/private-model.onnx", f"Bearer {TOKEN}") in seen
+
+
+def test_bearer_token_is_never_sent_over_plain_http(
+    site: tuple[str, Path], seen: Seen, tmp_path: Path
+) -> None:
+    """A token with an http:// URL stops the download before any request is made."""
+    base, root = site
+    (root / "clear.onnx").write_bytes(b"onnx")
+    options = DownloadOptions(config={"HTTPS_BEARER_TOKEN": TOKEN})
+    with pytest.raises(StorageError) as info:
+        download(f"{base}/bearer/clear.onnx", tmp_path / "models", options)
+    port = base.rsplit(":", 1)[1]
+    assert str(info.value) == (
+        f"{base}/bearer/clear.onnx: refusing to send credentials (HTTPS_BEARER_TOKEN) over "
+        f"plain http to 127.0.0.1:{port}; use an https:// URL, or drop the credentials for "
+        "a public source"
+    )
+    assert not [path for path, _ in seen if path == "/bearer/clear.onnx"]
+    assert not (tmp_path / "models").exists()
+
+
+def test_userinfo_is_never_sent_over_plain_http_nor_shown(
+    site: tuple[str, Path], seen: Seen, tmp_path: Path
+) -> None:
+    """user:password@ in an http:// URL would go out as Basic auth: refused, and the
+    password appears nowhere in the error."""
+    base, root = site
+    (root / "basic.onnx").write_bytes(b"onnx")
+    uri = base.replace("://", "://alice:pass-secret@") + "/basic.onnx"
+    with pytest.raises(StorageError) as info:
+        download(uri, tmp_path / "models", DownloadOptions())
+    message = str(info.value)
+    assert message.startswith(f"{base.replace('://', '://REDACTED@')}/basic.onnx: refusing")
+    assert "user:password in the URI" in message
+    assert "pass-secret" not in message
+    assert "alice" not in message
+    assert not [path for path, _ in seen if path == "/basic.onnx"]
+
+
+def test_redirect_from_https_to_http_drops_the_token(
+    tls_site: tuple[str, Path], seen: Seen, trust_loopback_ca: Path, tmp_path: Path
+) -> None:
+    """The token reaches the https origin only; the http target of its redirect gets a
+    request without it."""
+    base, root = tls_site
+    (root / "mirrored.onnx").write_bytes(b"onnx")
+    options = DownloadOptions(config={"HTTPS_BEARER_TOKEN": TOKEN})
+    download(f"{base}/away/mirrored.onnx", tmp_path / "models", options)
+    assert (tmp_path / "models" / "mirrored.onnx").read_bytes() == b"onnx"
+    assert [a for p, a in seen if p.endswith("mirrored.onnx")] == [f"Bearer {TOKEN}", None]
+
+
+PRESIGNED = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=sig99"
+
+
+def test_presigned_query_is_not_in_the_error(site: tuple[str, Path], tmp_path: Path) -> None:
+    """A presigned URL's whole query is replaced in the error message."""
+    base, _ = site
+    with pytest.raises(StorageError) as info:
+        download(f"{base}/gone.onnx{PRESIGNED}", tmp_path / "models", DownloadOptions())
+    assert str(info.value) == f"{base}/gone.onnx?REDACTED: not found (HTTP 404)"
+
+
+def test_command_logs_and_errors_never_show_presigned_queries(
+    site: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The real download process (httpx logs every request URL at INFO): neither its log
+    lines nor its error line hold the signature or the credential id."""
+    base, root = site
+    (root / "signed.onnx").write_bytes(b"onnx")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "kubeserve_runtime.cli", "download", uri, str(dest)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for uri, dest in (
+            (f"{base}/signed.onnx{PRESIGNED}", tmp_path / "ok"),
+            (f"{base}/gone.onnx{PRESIGNED}", tmp_path / "missing"),
+        )
+    ]
+    assert [run.returncode for run in runs] == [0, 1]
+    assert (tmp_path / "ok" / "signed.onnx").read_bytes() == b"onnx"
+    assert f"GET {base}/signed.onnx?REDACTED" in runs[0].stderr
+    assert f"downloaded {base}/signed.onnx?REDACTED into" in runs[0].stderr
+    assert runs[1].stderr.splitlines()[-1] == (
+        f"kubeserve-runtime download: error: {base}/gone.onnx?REDACTED: not found (HTTP 404)"
+    )
+    for run in runs:
+        output = run.stdout + run.stderr
+        assert "sig99" not in output
+        assert "AKIDEXAMPLE" not in output
+
+
+def test_url_httpx_cannot_use_is_a_clear_error(tmp_path: Path) -> None:
+    """A URL with a control character is one redacted line, not a traceback."""
+    with pytest.raises(StorageError) as info:
+        download("http://127.0.0.1/m\x01.onnx?sig=abc", tmp_path / "models", DownloadOptions())
+    assert str(info.value).startswith("http://127.0.0.1/m\x01.onnx?REDACTED: invalid URL: ")
+    assert not (tmp_path / "models").exists()
+
+
+def _limited(limit: int, **config: str) -> DownloadOptions:
+    """Options with a model size limit."""
+    return DownloadOptions(config=config, max_bytes=limit)
+
+
+def _limit_message(what: str, limit: int, used: int = 0) -> str:
+    """The cause a model over its size limit gets."""
+    return (
+        f"{what} would take the model past its size limit of {limit} bytes "
+        f"(KUBESERVE_MAX_MODEL_BYTES; {used} bytes already on the volume)"
+    )
+
+
+def test_download_over_the_limit_is_refused_from_its_length(
+    site: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A Content-Length that cannot fit fails before the body is read; nothing is left."""
+    base, root = site
+    (root / "big.bin").write_bytes(b"b" * 2000)
+    dest = tmp_path / "models"
+    with pytest.raises(StorageError) as info:
+        download(f"{base}/big.bin", dest, _limited(1000))
+    assert str(info.value) == f"{base}/big.bin: {_limit_message('big.bin (2000 bytes)', 1000)}"
+    assert not dest.exists()
+    download(f"{base}/big.bin", dest, _limited(2000))
+    assert (dest / "big.bin").stat().st_size == 2000
+
+
+@pytest.mark.parametrize("how", ["stream", "gzip"])
+def test_body_over_the_limit_stops_while_streaming(
+    site: tuple[str, Path], tmp_path: Path, how: str
+) -> None:
+    """No Content-Length, or a gzip Content-Encoding that inflates 8 MiB from a few KiB:
+    bytes are counted as written, and the download stops at the limit."""
+    base, _ = site
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "kept.txt").write_text("from before")
+    uri = f"{base}/{how}/{8 << 20}/zeros.bin"
+    with pytest.raises(StorageError) as info:
+        download(uri, dest, _limited(1 << 20))
+    assert str(info.value).startswith(f"{uri}: downloading zeros.bin would take the model past")
+    assert sorted(p.name for p in dest.iterdir()) == ["kept.txt"]
+
+
+def _bomb() -> bytes:
+    """A tar.gz of a 16 MiB file of zeros (about 16 KiB)."""
+    return _tar_gz({"zeros.bin": bytes(16 << 20)})
+
+
+def test_archive_bomb_is_refused_and_leaves_nothing(site: tuple[str, Path], tmp_path: Path) -> None:
+    """The unpacked size counts, with the archive still on the volume beside it."""
+    base, root = site
+    payload = _bomb()
+    (root / "bomb.tar.gz").write_bytes(payload)
+    dest = tmp_path / "models"
+    with pytest.raises(StorageError) as info:
+        download(f"{base}/bomb.tar.gz", dest, _limited(1 << 20))
+    what = f"unpacking bomb.tar.gz (at least {16 << 20} bytes)"
+    assert str(info.value) == f"{base}/bomb.tar.gz: {_limit_message(what, 1 << 20, len(payload))}"
+    assert not dest.exists()
+
+
+def test_archive_and_contents_must_fit_together(site: tuple[str, Path], tmp_path: Path) -> None:
+    """A limit of archive + contents passes (the archive is gone afterwards); one byte
+    less fails."""
+    base, root = site
+    payload = _bomb()
+    (root / "fits.tar.gz").write_bytes(payload)
+    exact = len(payload) + (16 << 20)
+    with pytest.raises(StorageError, match=r"unpacking fits\.tar\.gz"):
+        download(f"{base}/fits.tar.gz", tmp_path / "short", _limited(exact - 1))
+    download(f"{base}/fits.tar.gz", tmp_path / "ok", _limited(exact))
+    assert [p.name for p in (tmp_path / "ok").iterdir()] == ["zeros.bin"]

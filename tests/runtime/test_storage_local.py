@@ -122,3 +122,18 @@ def test_existing_entries_of_the_same_name_are_replaced(tmp_path: Path) -> None:
     (dest / "assets" / "stale.txt").write_text("old")
     download(f"file://{src}", dest, DownloadOptions())
     assert sorted(p.name for p in (dest / "assets").iterdir()) == ["vocab.txt"]
+
+
+def test_copies_count_against_the_limit_and_links_do_not(tmp_path: Path) -> None:
+    """A copied tree over the limit is refused and removed; linking it costs nothing."""
+    src = _model_dir(tmp_path)
+    (src / "big.bin").write_bytes(bytes(5000))
+    dest = tmp_path / "models"
+    with pytest.raises(StorageError) as info:
+        download(f"file://{src}", dest, DownloadOptions(max_bytes=4096))
+    assert "big.bin (5000 bytes) would take the model past its size limit of 4096" in str(
+        info.value
+    )
+    assert not dest.exists()
+    download(f"file://{src}", dest, DownloadOptions(link=True, max_bytes=4096))
+    assert (dest / "big.bin").is_symlink()

@@ -134,6 +134,24 @@ def test_missing_bucket_or_key(endpoint: str, tmp_path: Path, uri: str, cause: s
     assert not (tmp_path / "models").exists()
 
 
+def test_objects_over_the_limit_are_refused_before_fetching(endpoint: str, tmp_path: Path) -> None:
+    """Each object's listed size is charged before it is fetched: a prefix stops at the
+    object that does not fit, a single object at its HEAD size; nothing is left."""
+    limited = DownloadOptions(config={**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}, max_bytes=800)
+    dest = tmp_path / "models"
+    with pytest.raises(StorageError) as info:
+        download(f"s3://{BUCKET}/iris/v1", dest, limited)
+    assert str(info.value).startswith(
+        f"s3://{BUCKET}/iris/v1: iris/v1/model.joblib (750 bytes) would take the model past "
+        "its size limit of 800 bytes (KUBESERVE_MAX_MODEL_BYTES; "
+    )
+    assert not dest.exists()
+    tiny = DownloadOptions(config=limited.config, max_bytes=10)
+    with pytest.raises(StorageError, match=r"packed/model\.tar\.gz \(\d+ bytes\) would take"):
+        download(f"s3://{BUCKET}/packed/model.tar.gz", dest, tiny)
+    assert not dest.exists()
+
+
 def test_cli_reads_kserve_style_env_and_secret_dir(endpoint: str, tmp_path: Path) -> None:
     """The init container command: S3_ENDPOINT + S3_USE_HTTPS=0, credentials from a Secret."""
     secret = tmp_path / "secret"

@@ -1,21 +1,27 @@
-"""Pure pieces of the storage initializer: URI parsing, manifests, path safety,
-configuration resolution and archive safety checks."""
+"""Pure pieces of the storage initializer: URI parsing, redaction, manifests, path
+safety, configuration resolution and the model size limit. Archive checks have their own
+file (test_storage_archive.py)."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-import zipfile
+import logging
 from pathlib import Path
 
 import pytest
 
-from kubeserve_runtime.storage.archive import ArchiveError, extract, is_archive
+from kubeserve_runtime.storage.archive import is_archive
 from kubeserve_runtime.storage.checksum import ChecksumError, parse_manifest, verify_manifest
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.gcs import endpoint
 from kubeserve_runtime.storage.options import DownloadOptions
 from kubeserve_runtime.storage.paths import safe_join
+from kubeserve_runtime.storage.quota import (
+    DEFAULT_MAX_MODEL_BYTES,
+    Quota,
+    QuotaExceeded,
+    max_model_bytes,
+)
+from kubeserve_runtime.storage.redaction import RedactingFilter, redact_text, redact_uri
 from kubeserve_runtime.storage.s3 import s3_config
 from kubeserve_runtime.storage.uri import parse_uri
 from kubeserve_runtime.storage.web import file_name
@@ -48,7 +54,52 @@ def test_parse_uri_rejects_unusable_uris(uri: str, cause: str) -> None:
     with pytest.raises(StorageError) as info:
         parse_uri(uri)
     assert cause in str(info.value)
-    assert str(info.value).startswith(uri)
+    assert str(info.value).startswith(uri.split("#", 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("s3://models/iris/v2", "s3://models/iris/v2"),
+        (f"HTTPS://h/m.onnx#sha256={DIGEST}", f"HTTPS://h/m.onnx#sha256={DIGEST}"),
+        ("https://u:p@h:8443/m?x=1#t=2", "https://REDACTED@h:8443/m?REDACTED#REDACTED"),
+        ("https://token@h/m", "https://REDACTED@h/m"),
+        ("https://h/m?sig=abc&se=2030", "https://h/m?REDACTED"),
+        ("https://h/m.onnx#md5=abc", "https://h/m.onnx#REDACTED"),
+        ("https://[::1/m?token=abc", "https://REDACTED"),
+        ("no uri at all", "no uri at all"),
+    ],
+)
+def test_redact_uri(uri: str, shown: str) -> None:
+    """Userinfo, the whole query and non-digest fragments go; the rest stays as written."""
+    assert redact_uri(uri) == shown
+
+
+def test_redact_text_and_logging_filter() -> None:
+    """URIs inside text (quoted or not) are redacted; a filter rewrites records in place,
+    arguments and exception text included."""
+    text = "Redirect location 'http://h/x?X-Goog-Signature=ab' from https://u:p@h/y failed"
+    assert redact_text(text) == (
+        "Redirect location 'http://h/x?REDACTED' from https://REDACTED@h/y failed"
+    )
+    try:
+        raise ValueError("bad https://h/z?sig=secret-two")
+    except ValueError as exc:
+        record = logging.LogRecord(
+            "httpx",
+            logging.INFO,
+            __file__,
+            1,
+            "GET %s",
+            ("https://h/a?sig=secret-one",),
+            (type(exc), exc, exc.__traceback__),
+        )
+    assert RedactingFilter().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "GET https://h/a?REDACTED" in formatted
+    assert "bad https://h/z?REDACTED" in formatted
+    assert "secret-one" not in formatted
+    assert "secret-two" not in formatted
 
 
 def test_manifest_parsing_accepts_sha256sum_output() -> None:
@@ -124,68 +175,27 @@ def test_archive_names() -> None:
     assert not any(is_archive(n) for n in ("model.onnx", "model.joblib", "gz"))
 
 
-def _tar_with(tmp_path: Path, name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> Path:
-    """Write a tar.gz with one member of the given name and type."""
-    path = tmp_path / "evil.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        info = tarfile.TarInfo(name)
-        info.type = kind
-        info.linkname = link
-        data = b"" if link else b"pwned"
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return path
+def test_model_size_limit_comes_from_the_environment() -> None:
+    """KUBESERVE_MAX_MODEL_BYTES (integer bytes) sets the limit; unset means 10 GiB."""
+    assert DownloadOptions.from_environment(environ={}).max_bytes == 10 * 1024**3
+    assert DEFAULT_MAX_MODEL_BYTES == 10 * 1024**3
+    environ = {"KUBESERVE_MAX_MODEL_BYTES": " 2048 "}
+    assert DownloadOptions.from_environment(environ=environ).max_bytes == 2048
+    for bad in ("0", "-5", "1Gi", "1.5", "lots"):
+        with pytest.raises(ValueError, match="KUBESERVE_MAX_MODEL_BYTES must be a positive"):
+            max_model_bytes({"KUBESERVE_MAX_MODEL_BYTES": bad})
 
 
-@pytest.mark.parametrize(
-    ("name", "kind", "link"),
-    [
-        ("../escape.txt", tarfile.REGTYPE, ""),
-        ("/tmp/abs.txt", tarfile.REGTYPE, ""),
-        ("link", tarfile.SYMTYPE, "/etc/passwd"),
-        ("link", tarfile.SYMTYPE, "../../outside"),
-    ],
-)
-def test_tar_members_that_escape_are_refused(
-    tmp_path: Path, name: str, kind: bytes, link: str
-) -> None:
-    """Path traversal, absolute paths and escaping links never reach the disk outside."""
-    archive = _tar_with(tmp_path, name, kind, link)
-    target = tmp_path / "out"
-    target.mkdir()
-    if name.startswith("/"):
-        # The data filter strips a leading slash: the member lands inside the target.
-        extract(archive, target)
-        assert (target / "tmp" / "abs.txt").read_bytes() == b"pwned"
-        return
-    with pytest.raises(ArchiveError, match="unsafe member"):
-        extract(archive, target)
-    assert not (tmp_path / "escape.txt").exists()
-
-
-def test_zip_traversal_and_symlinks_are_refused(tmp_path: Path) -> None:
-    """Zip members climbing out of the target, or symlinks, stop the extraction."""
-    traversal = tmp_path / "t.zip"
-    with zipfile.ZipFile(traversal, "w") as zf:
-        zf.writestr("ok.txt", "fine")
-        zf.writestr("../escape.txt", "pwned")
-    symlink = tmp_path / "s.zip"
-    with zipfile.ZipFile(symlink, "w") as zf:
-        info = zipfile.ZipInfo("link")
-        info.external_attr = (0o120777 << 16) & 0xFFFF0000
-        zf.writestr(info, "/etc/passwd")
-    for archive, cause in ((traversal, "unsafe member"), (symlink, "symlink member refused")):
-        target = tmp_path / f"out-{archive.stem}"
-        target.mkdir()
-        with pytest.raises(ArchiveError, match=cause):
-            extract(archive, target)
-        assert list(target.iterdir()) == []
-    assert not (tmp_path / "escape.txt").exists()
-
-
-def test_corrupt_archive_is_a_clear_error(tmp_path: Path) -> None:
-    """Garbage with an archive suffix names the archive."""
-    archive = tmp_path / "model.tar.gz"
-    archive.write_bytes(b"not gzip at all")
-    with pytest.raises(ArchiveError, match=r"cannot unpack model\.tar\.gz"):
-        extract(archive, tmp_path)
+def test_quota_refuses_the_byte_past_the_limit() -> None:
+    """Charges add up to the limit exactly; one byte more names what needed it."""
+    quota = Quota(10)
+    quota.charge(6, "a")
+    quota.require(4, "b")
+    quota.charge(4, "b")
+    with pytest.raises(QuotaExceeded) as info:
+        quota.charge(1, "model.bin")
+    assert str(info.value) == (
+        "model.bin would take the model past its size limit of 10 bytes "
+        "(KUBESERVE_MAX_MODEL_BYTES; 10 bytes already on the volume)"
+    )
+    assert quota.used == 10

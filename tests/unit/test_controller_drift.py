@@ -1,10 +1,19 @@
-"""Drift detection: what the API server adds never causes a write, what users change does."""
+"""Apply decisions: server additions never cause a write; user edits and removals do."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from kubeserve.controller.drift import contains, merge_patch, needs_apply, prune_none
+from kubeserve.controller.drift import (
+    APPLIED_HASH,
+    applied_hash,
+    contains,
+    merge_patch,
+    needs_apply,
+    prune_none,
+    stamp,
+)
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -96,3 +105,52 @@ def test_merge_patch_removes_what_is_gone_and_sends_only_changes() -> None:
 def test_prune_none() -> None:
     """None entries are dropped at every depth, list items kept."""
     assert prune_none({"a": None, "b": {"c": None, "d": [{"e": None}]}}) == {"b": {"d": [{}]}}
+
+
+def with_meta(key: str, value: dict[str, str]) -> dict[str, Any]:
+    """DESIRED with metadata.`key` replaced."""
+    obj = copy.deepcopy(DESIRED)
+    obj["metadata"][key] = value
+    return obj
+
+
+def applied(desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` as stored after server-side apply: stamped, defaulted, server metadata."""
+    live = live_copy()
+    live["metadata"]["annotations"] = stamp(desired)["metadata"]["annotations"]
+    live["metadata"]["labels"] = {**desired["metadata"]["labels"], "other-tool": "x"}
+    return live
+
+
+def test_an_idle_pass_applies_nothing() -> None:
+    """What was applied (same hash) plus server defaults is in sync."""
+    assert not needs_apply(stamp(DESIRED), applied(DESIRED))
+
+
+def test_a_desired_object_that_only_lost_a_field_is_applied() -> None:
+    """Removing a label or an annotation changes the hash, so it reaches the child; the
+    subset test alone calls the live object (which still has it) in sync."""
+    with_annotation = with_meta("annotations", {"canary-weight": "20"})
+    live = applied(with_annotation)
+    without = copy.deepcopy(DESIRED)
+    assert not needs_apply(without, live)  # the old decision: "everything desired is there"
+    assert needs_apply(stamp(without), live)
+    unlabelled = with_meta("labels", {})
+    assert needs_apply(stamp(unlabelled), applied(DESIRED))
+
+
+def test_drift_is_still_repaired_when_the_hash_matches() -> None:
+    """A hand edit of a field we set is an apply even though the stamp is unchanged."""
+    live = applied(DESIRED)
+    live["spec"]["replicas"] = 5
+    assert needs_apply(stamp(DESIRED), live)
+
+
+def test_the_hash_is_stable_and_ignores_its_own_stamp() -> None:
+    """Key order does not matter; stamping a stamped object changes nothing."""
+    reordered = dict(reversed(list(DESIRED.items())))
+    assert applied_hash(reordered) == applied_hash(DESIRED)
+    assert stamp(stamp(DESIRED)) == stamp(DESIRED)
+    assert applied_hash(stamp(DESIRED)) == applied_hash(DESIRED)
+    assert stamp(DESIRED)["metadata"]["annotations"] == {APPLIED_HASH: applied_hash(DESIRED)}
+    assert "annotations" not in DESIRED["metadata"]

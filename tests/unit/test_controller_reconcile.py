@@ -116,3 +116,22 @@ def test_rollout_settings_follow_the_operator_config() -> None:
     reconciler = Reconciler(kube=None, config=config, metrics=OperatorMetrics())  # type: ignore[arg-type]
     assert reconciler.settings is not None
     assert reconciler.settings.history_limit == 3
+
+
+def test_read_your_writes_survives_an_index_that_catches_up_step_by_step() -> None:
+    """Two writes in a row (v1 -> v2 -> v3): while the index shows v1 or v2 the pass
+    uses v3; once it shows v3 the index is current again."""
+    from kubeserve.config import OperatorConfig
+    from kubeserve.controller.metrics import OperatorMetrics
+    from kubeserve.controller.reconcile import Reconciler
+
+    def version(rv: str) -> dict[str, Any]:
+        return {**deployment("x", 1), "metadata": {"name": "x", "resourceVersion": rv}}
+
+    reconciler = Reconciler(kube=None, config=OperatorConfig(), metrics=OperatorMetrics())  # type: ignore[arg-type]
+    reconciler._remember("ns", version("1"), version("2"))
+    reconciler._remember("ns", reconciler._fresh("ns", version("1")), version("3"))
+    assert reconciler._fresh("ns", version("1")) == version("3")
+    assert reconciler._fresh("ns", version("2")) == version("3")
+    assert reconciler._fresh("ns", version("3")) == version("3")
+    assert reconciler._fresh("ns", version("4")) == version("4")

@@ -49,12 +49,32 @@ def _extras() -> dict[str, list[str]]:
     return extras
 
 
+PINNED_BASE = re.compile(r"^PYTHON_IMAGE=python:3\.11\.(\d+)-slim-(bookworm|trixie)$")
+PATCHED = 14  # 3.11.13 fixed the tarfile filter bypasses (CVE-2025-4517...), 3.11.14 CVE-2025-8194
+
+
+def _base(path: Path) -> str:
+    """The one PYTHON_IMAGE build argument."""
+    (base,) = [v for v in _values(path, "ARG") if v.startswith("PYTHON_IMAGE=")]
+    return base
+
+
+@pytest.mark.parametrize("path", [RUNTIME, OPERATOR], ids=["runtime", "operator"])
+def test_base_is_an_exact_patched_python(path: Path) -> None:
+    """An exact 3.11 patch release with the tarfile fixes, on a named Debian; both
+    images share it."""
+    match = PINNED_BASE.match(_base(path))
+    assert match, _base(path)
+    assert int(match.group(1)) >= PATCHED
+    assert _base(path) == _base(RUNTIME)
+
+
 @pytest.mark.parametrize("path", [RUNTIME, OPERATOR], ids=["runtime", "operator"])
 def test_slim_multistage_non_root(path: Path) -> None:
-    """python:3.11-slim, two stages, final USER numeric uid 1000 (runAsNonRoot can check it)."""
+    """Slim base, two stages, final USER numeric uid 1000 (runAsNonRoot can check it)."""
     parser = DockerfileParser(str(path))
     assert parser.is_multistage
-    assert "PYTHON_IMAGE=python:3.11-slim" in _values(path, "ARG")
+    assert "-slim-" in _base(path)
     assert all(v.split()[0] == "${PYTHON_IMAGE}" for v in _values(path, "FROM"))
     users = _values(path, "USER")
     assert users, "no USER: the image would run as root"

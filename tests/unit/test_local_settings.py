@@ -1,4 +1,5 @@
-"""`kubeserve local`'s pure parts: the pod's settings become the local process's settings."""
+"""`kubeserve local`'s predictors and settings: the pod's settings become the local
+process's settings."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeserve import local
 from kubeserve.config import OperatorConfig
+from kubeserve.local import predictors, settings
+from kubeserve.local.errors import LocalError
+from kubeserve.local.ports import Ports
 from kubeserve.render import render_object
 
 INPUTS = Path(__file__).resolve().parent / "golden" / "inputs"
@@ -36,12 +39,12 @@ def pod_env(obj: dict[str, Any]) -> dict[str, str]:
 def test_local_env_is_the_pods_env_with_only_paths_and_ports_replaced(tmp_path: Path) -> None:
     """Batcher, inputSchema, user env and model name come from the builders unchanged."""
     obj = read("fraud.yaml")
-    (predictor,) = local.predictors(obj)
+    (predictor,) = predictors.predictors(obj)
     tokens = tmp_path / "tokens"
-    env = local.runtime_env(
+    env = settings.runtime_env(
         predictor,
         tmp_path,
-        local.Ports(9000, 9001, 9002),
+        Ports(9000, 9001, 9002),
         "127.0.0.1",
         tokens,
         {"PATH": "/bin", "KUBESERVE_MAX_BATCH_SIZE": "999"},
@@ -62,16 +65,16 @@ def test_local_env_is_the_pods_env_with_only_paths_and_ports_replaced(tmp_path: 
 
 def test_auth_without_a_token_file_is_refused() -> None:
     """spec.auth needs --auth-token-file locally: the message says so."""
-    (predictor,) = local.predictors(read("fraud.yaml"))
-    with pytest.raises(local.LocalError, match="--auth-token-file"):
-        local.runtime_env(predictor, Path("/m"), local.Ports(1, 2, 3), "127.0.0.1", None, {})
+    (predictor,) = predictors.predictors(read("fraud.yaml"))
+    with pytest.raises(LocalError, match="--auth-token-file"):
+        settings.runtime_env(predictor, Path("/m"), Ports(1, 2, 3), "127.0.0.1", None, {})
 
 
 def test_download_uses_the_initializer_arguments_with_the_local_uri() -> None:
     """Same `download URI DIR` command as the init container; pvc:// is refused."""
-    (predictor,) = local.predictors(read("iris.yaml"))
+    (predictor,) = predictors.predictors(read("iris.yaml"))
     assert predictor.download_args == ("download", "s3://models/iris/v1", "/mnt/models")
-    argv = local.download_argv(predictor, "file:///tmp/m", Path("/tmp/out"))
+    argv = settings.download_argv(predictor, "file:///tmp/m", Path("/tmp/out"))
     assert argv == [
         sys.executable,
         "-m",
@@ -80,14 +83,15 @@ def test_download_uses_the_initializer_arguments_with_the_local_uri() -> None:
         "file:///tmp/m",
         "/tmp/out",
     ]
-    with pytest.raises(local.LocalError, match="PersistentVolumeClaim"):
-        local.download_argv(predictor, "pvc://claim/x", Path("/tmp/out"))
+    with pytest.raises(LocalError, match="PersistentVolumeClaim") as refused:
+        settings.download_argv(predictor, "pvc://claim/x?token=s3cret", Path("/tmp/out"))
+    assert "pvc://claim/x?REDACTED is a PersistentVolumeClaim" in str(refused.value)
 
 
 def test_variants_are_ordered_and_described_as_the_cluster_routes_them() -> None:
     """Main predictor first, then variants in spec order, each with its share."""
     example = EXAMPLES / "05-ab-header" / "isvc.yaml"
-    found = local.predictors(yaml.safe_load(example.read_text()))
+    found = predictors.predictors(yaml.safe_load(example.read_text()))
     assert [p.component for p in found] == ["predictor", "b"]
     assert found[0].routing == "80% of traffic"
     assert found[1].routing == "20% of traffic, requests with header x-model-variant: b"
@@ -95,43 +99,19 @@ def test_variants_are_ordered_and_described_as_the_cluster_routes_them() -> None
 
 def test_custom_containers_cannot_run_locally() -> None:
     """A predictor with its own image is refused with the reason."""
-    with pytest.raises(local.LocalError, match="its own container image"):
-        local.predictors(read("full.yaml"))
-
-
-def test_ports_are_consecutive_triples_from_the_base() -> None:
-    """Component i: REST base+3i, gRPC +1, metrics +2; 0 means free ports."""
-    assert local.port_plan(2, 8080) == [
-        local.Ports(8080, 8081, 8082),
-        local.Ports(8083, 8084, 8085),
-    ]
-    free = local.port_plan(2, 0)
-    assert len({p for ports in free for p in (ports.http, ports.grpc, ports.metrics)}) == 6
-    with pytest.raises(local.LocalError, match="no room"):
-        local.port_plan(2, 65533)
+    with pytest.raises(LocalError, match="its own container image"):
+        predictors.predictors(read("full.yaml"))
 
 
 def test_overrides_name_a_component_or_default_to_the_main_predictor() -> None:
     """`b=URI` targets variant b; a bare value the main predictor; duplicates refused."""
     known = ["predictor", "b"]
-    assert local.parse_overrides(["file:///a", "b=file:///b"], "--model-uri", known) == {
+    assert predictors.parse_overrides(["file:///a", "b=file:///b"], "--model-uri", known) == {
         "predictor": "file:///a",
         "b": "file:///b",
     }
-    assert local.parse_overrides(["s3://x/y?a=b"], "--model-uri", known) == {
+    assert predictors.parse_overrides(["s3://x/y?a=b"], "--model-uri", known) == {
         "predictor": "s3://x/y?a=b"
     }
-    with pytest.raises(local.LocalError, match="given twice"):
-        local.parse_overrides(["/a", "/b"], "--model-dir", known)
-
-
-def test_sample_requests_follow_the_models_metadata() -> None:
-    """A V2 and a V1 curl sized by the declared input; just metadata when unknown."""
-    meta = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}]}
-    lines = local.sample_requests("http://h:1", "m", meta)
-    assert '"name": "x"' in lines[1]
-    assert '"shape": [1, 3]' in lines[1]
-    assert (
-        lines[2] == "curl -s http://h:1/v1/models/m:predict -d '{\"instances\": [[1.0, 1.0, 1.0]]}'"
-    )
-    assert local.sample_requests("http://h:1", "m", {}) == ["curl -s http://h:1/v2/models/m"]
+    with pytest.raises(LocalError, match="given twice"):
+        predictors.parse_overrides(["/a", "/b"], "--model-dir", known)

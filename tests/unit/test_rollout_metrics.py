@@ -9,16 +9,23 @@ prometheus_client's own exporter, so a renamed metric or label breaks these test
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubeserve.config import OperatorConfig
+from kubeserve.rollout import metrics as metrics_module
 from kubeserve.rollout.analysis import (
     AnalysisMetrics,
     MetricsUnavailable,
@@ -29,7 +36,10 @@ from kubeserve.rollout.analysis import (
 )
 from kubeserve.rollout.decision import MetricsRequest
 from kubeserve.rollout.metrics import (
+    MAX_SAMPLES,
+    MAX_SCRAPE_BYTES,
     PodTarget,
+    analysed_lines,
     parse_counters,
     pod_targets,
     read_canary_metrics,
@@ -251,3 +261,173 @@ def test_read_canary_metrics_lists_the_revisions_pods_and_scrapes_them() -> None
     assert isinstance(result, Mapping)
     assert result["iris-predictor-ab12cd34-x"].errors == 2
     assert not isinstance(result, AnalysisMetrics)
+
+
+# A canary pod runs whatever container its InferenceService names: these servers play a
+# hostile or broken one on loopback. Each stops by itself (bounded bytes and time).
+
+HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+ENDLESS_LIMIT = 64 << 20
+"""An "endless" body stops after this many bytes, so the server always ends."""
+
+
+@dataclass
+class HostilePod:
+    """What a hostile /metrics server saw and did."""
+
+    url: str
+    requests: list[bytes]
+    sent: list[int]
+    """Body bytes written per connection before the client went away (or the limit)."""
+
+
+@contextmanager
+def hostile_pod(respond: Callable[[socket.socket, list[int]], None]) -> Iterator[HostilePod]:
+    """Serve each connection on 127.0.0.1 with `respond(conn, sent)` in a thread."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    pod = HostilePod(f"http://127.0.0.1:{server.getsockname()[1]}/metrics", [], [])
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                pod.requests.append(conn.recv(65536))
+                sent = [0]
+                pod.sent.append(0)
+                with contextlib.suppress(OSError):  # the client left: what limits are for
+                    respond(conn, sent)
+                pod.sent[-1] = sent[0]
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield pod
+    finally:
+        stop.set()
+        server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        server.close()
+        thread.join(timeout=30)
+
+
+def endless(conn: socket.socket, sent: list[int]) -> None:
+    """A valid exposition that never ends (until ENDLESS_LIMIT)."""
+    conn.sendall(HEADERS + b"Connection: close\r\n\r\n")
+    line = b'kubeserve_other_total{model="iris",version="ab12cd34",n="%d"} 1\n'
+    chunk = b"".join(line % i for i in range(1000))
+    while sent[0] < ENDLESS_LIMIT:
+        conn.sendall(chunk)
+        sent[0] += len(chunk)
+
+
+def trickle(conn: socket.socket, sent: list[int]) -> None:
+    """Headers at once, then one byte every 50 ms (for at most 1000 bytes)."""
+    conn.sendall(HEADERS + b"Content-Length: 1000\r\n\r\n")
+    stop = threading.Event()
+    while sent[0] < 1000 and not stop.wait(0.05):
+        conn.sendall(b"#")
+        sent[0] += 1
+
+
+def announced_huge(conn: socket.socket, sent: list[int]) -> None:
+    """A Content-Length far over the limit (and then nothing)."""
+    conn.sendall(HEADERS + b"Content-Length: 1073741824\r\n\r\n")
+
+
+def gzipped(conn: socket.socket, sent: list[int]) -> None:
+    """A compressed body although the client asked for identity."""
+    body = gzip.compress(b"# nothing\n")
+    conn.sendall(
+        HEADERS + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    sent[0] = len(body)
+
+
+def test_endless_metrics_body_stops_at_the_size_limit() -> None:
+    """A pod that never stops sending costs the operator at most MAX_SCRAPE_BYTES."""
+    with hostile_pod(endless) as bad:
+        result = asyncio.run(scrape([PodTarget("endless", bad.url)]))
+    assert isinstance(result, MetricsUnavailable)
+    assert f"more than the limit of {MAX_SCRAPE_BYTES} bytes" in result.reason
+    (sent,) = bad.sent
+    assert sent < ENDLESS_LIMIT, "the operator read the whole endless body"
+
+
+def test_trickling_metrics_body_hits_one_deadline_for_the_whole_scrape() -> None:
+    """A byte every 50 ms never trips a per-read timeout of 0.5 s; the whole-scrape one
+    ends it long before the 1000 bytes (50 s) are through."""
+    with hostile_pod(trickle) as slow:
+        result = asyncio.run(scrape([PodTarget("slow", slow.url)], request_timeout=0.5))
+    assert isinstance(result, MetricsUnavailable)
+    assert "no complete answer within 0.5s" in result.reason
+    (sent,) = slow.sent
+    assert sent < 1000
+
+
+@pytest.mark.parametrize(
+    ("respond", "fragment"),
+    [
+        (announced_huge, "announced 1073741824 bytes, over the limit"),
+        (gzipped, "Content-Encoding 'gzip'"),
+    ],
+    ids=["content-length", "compressed"],
+)
+def test_oversized_or_compressed_metrics_are_refused_unread(
+    respond: Callable[[socket.socket, list[int]], None], fragment: str
+) -> None:
+    with hostile_pod(respond) as bad:
+        result = asyncio.run(scrape([PodTarget("bad", bad.url)]))
+    assert isinstance(result, MetricsUnavailable)
+    assert fragment in result.reason
+    (request,) = bad.requests
+    assert b"accept-encoding: identity" in request.lower()
+
+
+def test_too_many_request_samples_are_refused() -> None:
+    line = 'kubeserve_requests_total{model="iris",version="ab12cd34",status="%d"} 1\n'
+    with pytest.raises(ValueError, match=f"at most {MAX_SAMPLES} are read"):
+        parse_counters("".join(line % i for i in range(MAX_SAMPLES + 1)))
+
+
+def test_other_families_are_dropped_before_parsing() -> None:
+    """A large exposition of other metrics gives the same counters as the runtime's own."""
+    metrics = runtime_metrics()
+    traffic(metrics, ok=40, failed=2, seconds=0.01)
+    noise = "".join(
+        f'# HELP other_{i} noise\n# TYPE other_{i} gauge\nother_{i}{{model="iris"}} {i}\n'
+        for i in range(5000)
+    )
+    exposition = noise + text(metrics) + noise
+    assert parse_counters(exposition, model=MODEL, version=REVISION) == parse_counters(
+        text(metrics), model=MODEL, version=REVISION
+    )
+    assert analysed_lines(exposition).count("\n") < 100
+
+
+def test_scrapes_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser runs in the operator's parsing threads, never on the loop's thread."""
+    threads: list[str] = []
+
+    def spy(text: str) -> Iterable[Metric]:
+        threads.append(threading.current_thread().name)
+        return text_string_to_metric_families(text)
+
+    monkeypatch.setattr(metrics_module, "text_string_to_metric_families", spy)
+    canary = runtime_metrics()
+    traffic(canary, ok=3, failed=0, seconds=0.01)
+
+    async def run() -> tuple[Snapshot | MetricsUnavailable, str]:
+        return await scrape([PodTarget("p", url)]), threading.current_thread().name
+
+    with exporter(canary) as url:
+        result, loop_thread = asyncio.run(run())
+    assert isinstance(result, Mapping)
+    assert result["p"].requests == 3
+    assert threads
+    assert all(name.startswith("kubeserve-metrics-parse") for name in threads)
+    assert loop_thread not in threads

@@ -52,6 +52,21 @@ def test_canary_share_of_replicas(replicas: Replicas, percent: int, share: Repli
     assert replicas.share(percent) == share
 
 
+@pytest.mark.parametrize(
+    ("replicas", "serving_ready", "need"),
+    [
+        (Replicas(2, 4), 3, 3),  # the stable's HPA scaled out: match it
+        (Replicas(2, 4), 1, 2),  # never below the newcomer's own minimum
+        (Replicas(2, 4), 9, 4),  # nor above its maximum
+        (Replicas(0, 0), 0, 1),  # at least one
+    ],
+)
+def test_promotion_size_follows_the_serving_workload_within_bounds(
+    replicas: Replicas, serving_ready: int, need: int
+) -> None:
+    assert replicas.promotion_size(serving_ready) == need
+
+
 def test_replica_defaults_follow_the_api() -> None:
     assert Replicas.of({}) == Replicas(1, 1)
     assert Replicas.of({"minReplicas": 3}) == Replicas(3, 3)

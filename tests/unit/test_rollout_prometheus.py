@@ -1,8 +1,11 @@
-"""The Prometheus query client against a small real HTTP server on 127.0.0.1.
+"""The Prometheus query client against a fake of Prometheus' HTTP API on 127.0.0.1.
 
-The server answers `GET /api/v1/query` with Prometheus' JSON envelope; which answer it
-gives depends on the query text, and it records every query so the tests can check the
-PromQL that was sent.
+No Prometheus runs in these tests yet, so every test that talks to one says `fake` in its
+name. The fake answers `GET /api/v1/query` with Prometheus' JSON envelope; which answer
+it gives depends on the query text (it does not evaluate PromQL), and it records every
+query so the tests can check the PromQL that was sent. Scoping of custom queries is
+decided before anything is sent, so those tests need no PromQL engine to be honest: a
+refused query never reaches the fake at all.
 """
 
 from __future__ import annotations
@@ -20,15 +23,18 @@ import httpx
 import pytest
 
 from kubeserve.config import OperatorConfig
-from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Outcome, evaluate
 from kubeserve.rollout.decision import MetricsRequest
 from kubeserve.rollout.metrics import read_canary_metrics
+from kubeserve.rollout.policy import Analysis, CustomCheck
 from kubeserve.rollout.prometheus import (
+    MAX_ANSWER_BYTES,
     PrometheusClient,
     PrometheusError,
     default_queries,
     render_custom,
 )
+from kubeserve.rollout.promql import QueryRefused, require_namespace, unscoped_parts
 
 Answer = Callable[[str], tuple[int, Any]]
 """query -> (HTTP status, JSON body)."""
@@ -41,7 +47,7 @@ def vector(*values: str) -> dict[str, Any]:
 
 
 @contextmanager
-def prometheus(answer: Answer) -> Iterator[tuple[str, list[str]]]:
+def fake_prometheus(answer: Answer) -> Iterator[tuple[str, list[str]]]:
     """Run a tiny Prometheus look-alike; yield its base URL and the queries it received."""
     seen: list[str] = []
 
@@ -103,8 +109,8 @@ def read(url: str, request: MetricsRequest = REQUEST) -> AnalysisMetrics | Metri
     return result
 
 
-def test_default_queries_measure_the_canary_over_the_window() -> None:
-    with prometheus(canary_answer) as (url, seen):
+def test_fake_prometheus_default_queries_measure_the_canary_over_the_window() -> None:
+    with fake_prometheus(canary_answer) as (url, seen):
         result = read(url)
     assert result == AnalysisMetrics(requests=400, errors=6, p99_ms=180.0, custom=None)
     sel = 'namespace="ml",model="iris",version="ab12cd34"'
@@ -119,10 +125,10 @@ def test_default_queries_measure_the_canary_over_the_window() -> None:
     assert sorted(seen) == sorted(default_queries("ml", "iris", "ab12cd34", 90.4).values())
 
 
-def test_custom_query_placeholders_and_value() -> None:
+def test_fake_prometheus_custom_query_placeholders_and_value() -> None:
     custom = 'avg(drift_score{namespace="{namespace}",model="{name}",version="{revision}"})'
     request = MetricsRequest("predictor", "ab12cd34", 60, custom_query=custom)
-    with prometheus(canary_answer) as (url, seen):
+    with fake_prometheus(canary_answer) as (url, seen):
         result = read(url, request)
     assert isinstance(result, AnalysisMetrics)
     assert result.custom == 0.5
@@ -130,24 +136,27 @@ def test_custom_query_placeholders_and_value() -> None:
     assert render_custom('x{a="{name}"}[5m]', "ns", "n", "r") == 'x{a="n"}[5m]'
 
 
-def test_no_traffic_yet_reads_as_zero_requests() -> None:
+def test_fake_prometheus_no_traffic_yet_reads_as_zero_requests() -> None:
     def empty(query: str) -> tuple[int, Any]:
         if query.startswith("histogram_quantile"):
             return 200, vector("NaN")
         return 200, vector()
 
-    with prometheus(empty) as (url, _):
+    with fake_prometheus(empty) as (url, _):
         assert read(url) == AnalysisMetrics(requests=0, errors=0, p99_ms=None)
 
 
-def test_custom_query_without_data_is_unavailable() -> None:
+def test_fake_prometheus_custom_query_without_data_is_unavailable() -> None:
     def answer(query: str) -> tuple[int, Any]:
         return (200, vector()) if query.startswith("avg") else canary_answer(query)
 
-    request = MetricsRequest("predictor", "ab12cd34", 60, custom_query="avg(up)")
-    with prometheus(answer) as (url, _):
+    custom = 'avg(up{namespace="{namespace}"})'
+    request = MetricsRequest("predictor", "ab12cd34", 60, custom_query=custom)
+    with fake_prometheus(answer) as (url, _):
         result = read(url, request)
-    assert result == MetricsUnavailable("custom query 'avg(up)' returned no data")
+    assert result == MetricsUnavailable(
+        """custom query 'avg(up{namespace="ml"})' returned no data"""
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,10 +175,10 @@ def test_custom_query_without_data_is_unavailable() -> None:
     ],
     ids=["refused", "many-series", "not-json", "matrix"],
 )
-def test_prometheus_errors_make_the_reading_unavailable(
+def test_fake_prometheus_errors_make_the_reading_unavailable(
     answer: tuple[int, Any], fragment: str
 ) -> None:
-    with prometheus(lambda _: answer) as (url, _):
+    with fake_prometheus(lambda _: answer) as (url, _):
         result = read(url)
     assert isinstance(result, MetricsUnavailable)
     assert result.reason.startswith("prometheus: ")
@@ -180,13 +189,113 @@ def test_prometheus_errors_make_the_reading_unavailable(
             with pytest.raises(PrometheusError, match=r"failed|series|HTTP|matrix"):
                 await PrometheusClient(url, client).query("up")
 
-    with prometheus(lambda _: answer) as (url, _):
+    with fake_prometheus(lambda _: answer) as (url, _):
         asyncio.run(direct())
 
 
 def test_unreachable_prometheus_is_unavailable() -> None:
-    with prometheus(canary_answer) as (url, _):
+    with fake_prometheus(canary_answer) as (url, _):
         pass  # server stopped: the port is closed now
     result = read(url)
     assert isinstance(result, MetricsUnavailable)
     assert result.reason.startswith("prometheus: ")
+
+
+SECRET = "31337.5"
+"""The value of another namespace's series in the fake: it must never come back."""
+
+
+def answer_with_secret(query: str) -> tuple[int, Any]:
+    """Like :func:`canary_answer`, and any query naming `secret_metric` gets SECRET."""
+    if "secret_metric" in query:
+        return 200, vector(SECRET)
+    return canary_answer(query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'sum(secret_metric{namespace="other"})',
+        "sum(secret_metric)",
+        'sum(secret_metric{namespace=~"{namespace}|other"})',
+        'sum(secret_metric{namespace!="{namespace}"})',
+        '{__name__="secret_metric"}',
+        'sum(rate(ok{namespace="{namespace}"}[5m])) / sum(rate(secret_metric{job="x"}[5m]))',
+        'max_over_time(secret_metric{namespace="other"}[5m:1m])',
+        'sum(secret_metric{namespace="{namespace}"}) + on() group_left sum(secret_metric)',
+        'sum(secret_metric{namespace="{namespace}" or namespace="other"})',
+        'info(secret_metric{namespace="{namespace}"})',
+        'sum(secret_metric{namespace="{namespace}"}',
+    ],
+    ids=[
+        "other-namespace",
+        "no-matcher",
+        "regex",
+        "negated",
+        "name-only",
+        "one-side-of-a-division",
+        "subquery",
+        "vector-matching",
+        "or-matchers",
+        "info",
+        "not-promql",
+    ],
+)
+def test_fake_prometheus_custom_query_reading_other_namespaces_is_refused_and_never_sent(
+    query: str,
+) -> None:
+    """A query that could read another namespace's series is refused before anything is
+    sent, and the verdict (what status and Events show) carries no value of it."""
+    request = MetricsRequest("predictor", "ab12cd34", 60, custom_query=query)
+    with fake_prometheus(answer_with_secret) as (url, seen):
+        result = read(url, request)
+    assert seen == []
+    assert isinstance(result, MetricsUnavailable)
+    assert "refused" in result.reason
+    check = Analysis(min_requests=0, custom=CustomCheck(query, max_value=1e9))
+    verdict = evaluate(check, result)
+    assert verdict.outcome is Outcome.FAIL
+    shown = " ".join([*verdict.reasons, verdict.summary])
+    assert "refused" in shown
+    assert SECRET not in shown
+
+
+def test_fake_prometheus_scoped_custom_query_runs_exactly_as_written() -> None:
+    """With the namespace matcher on every selector the query is sent unchanged."""
+    custom = (
+        'sum(rate(kubeserve_requests_total{namespace="{namespace}",model="{name}"}[5m])) '
+        '/ on() group_left max_over_time(drift_score{namespace="{namespace}"}[10m:1m])'
+    )
+    request = MetricsRequest("predictor", "ab12cd34", 60, custom_query=custom)
+    with fake_prometheus(canary_answer) as (url, seen):
+        result = read(url, request)
+    assert isinstance(result, AnalysisMetrics)
+    assert result.custom == 0.5
+    assert render_custom(custom, "ml", "iris", "ab12cd34") in seen
+
+
+def test_refusal_names_each_unscoped_selector() -> None:
+    parts = unscoped_parts('a{namespace="ml"} + b{namespace="x"} + rate(c[5m])', "ml")
+    assert parts == [
+        'b{namespace="x"} has no matcher namespace="ml"',
+        'c has no matcher namespace="ml"',
+    ]
+    with pytest.raises(QueryRefused, match=r'add namespace="\{namespace\}"'):
+        require_namespace("c", "ml")
+    with pytest.raises(QueryRefused, match="not valid PromQL"):
+        require_namespace("sum(", "ml")
+
+
+def test_default_queries_are_scoped_to_their_namespace() -> None:
+    for query in default_queries("ml", "iris", "ab12cd34", 30).values():
+        assert unscoped_parts(query, "ml") == []
+        assert unscoped_parts(query, "other") != []
+
+
+def test_fake_prometheus_oversized_answer_is_unavailable() -> None:
+    """A query matching many series is refused by size, not read into memory."""
+    many = [f"{i}" for i in range(20000)]
+    with fake_prometheus(lambda _: (200, vector(*many))) as (url, _):
+        result = read(url)
+    assert isinstance(result, MetricsUnavailable)
+    assert f"the limit of {MAX_ANSWER_BYTES} bytes" in result.reason

@@ -1,19 +1,61 @@
-"""Decide whether a live object already holds what we want, so we never write needlessly.
+"""Decide whether a live child already holds what we want, so we never write needlessly.
 
-Server-side apply would accept an identical object as a no-op, but it is still a
-request; the idle goal is zero writes. The live object carries fields the API server
-defaulted and fields other managers own, so equality is a *subset* test: every field we
-set must be present with the same value. Lists are compared element-wise with the
-same rule (our builders write lists in a deterministic order, and the API server keeps
-the order of list elements).
+Limits: a change made by hand *inside* an atomic list the operator owns (adding an
+element field the desired object does not mention, e.g. a filter in an HTTPRoute rule)
+is not seen as drift; changed or removed values are.
+
+Two questions decide an apply:
+
+* Did the desired object change since kubeserve last applied it? A subset test alone
+  cannot tell when the new desired object merely *lost* a field (a removed mirror, a
+  label, an annotation such as nginx ``canary-weight``): the old value is still on the
+  live object, so everything desired is "present" and the field would stay forever.
+  Each applied object therefore carries :data:`APPLIED_HASH` — a hash of exactly what
+  was applied — and a different hash means "apply", after which server-side apply
+  removes the fields our field manager no longer sets.
+* Did someone else change it (drift)? The live object carries fields the API server
+  defaulted and fields other managers own, so this is a *subset* test: every field we
+  set must be present with the same value. Lists are compared element-wise with the
+  same rule (our builders write lists in a deterministic order, and the API server
+  keeps the order of list elements).
+
+Both are one test: the stamped annotation is itself a desired field, so
+:func:`needs_apply` on a :func:`stamp`-ed object is the subset test. An idle pass
+computes the same hash and sends nothing. The hash is taken before the reconcile pass
+puts the HPA's live replica count into a Deployment, so autoscaling causes no writes.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 IGNORED_METADATA = frozenset({"resourceVersion", "uid", "generation", "creationTimestamp"})
+
+APPLIED_HASH = "serving.kubeserve.io/applied-hash"
+"""Annotation on every child: hash of the object kubeserve last applied."""
+
+
+def applied_hash(obj: Mapping[str, Any]) -> str:
+    """A short, stable hash of `obj` as it will be applied (without its own stamp)."""
+    meta = dict(obj.get("metadata") or {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != APPLIED_HASH}
+    meta["annotations"] = annotations
+    if not annotations:
+        del meta["annotations"]
+    canonical = json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def stamp(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` annotated with :data:`APPLIED_HASH` of its content."""
+    stamped = copy.deepcopy(dict(obj))
+    meta = stamped.setdefault("metadata", {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH: applied_hash(obj)}
+    return stamped
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -34,7 +76,10 @@ def contains(live: Any, desired: Any) -> bool:
 
 
 def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """Return True when `desired` must be (re)applied over `live`."""
+    """Return True when `desired` must be (re)applied over `live`.
+
+    `desired` should be :func:`stamp`-ed, so that a removed field counts too.
+    """
     if live is None:
         return True
     meta = {k: v for k, v in desired.get("metadata", {}).items() if k not in IGNORED_METADATA}

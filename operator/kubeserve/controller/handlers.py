@@ -4,6 +4,10 @@ Indices hold the live InferenceServices and their children (fed by kopf's watche
 kopf does not start event handlers until every index has listed its objects, so the
 first reconcile after a restart already sees what exists and writes nothing new.
 Event handlers only enqueue the owning InferenceService's key.
+
+The liveness probe (kopf's /healthz) includes the work queue: a pass that even the pass
+timeout could not stop makes the probe fail (kopf answers 500), so Kubernetes restarts
+the operator instead of leaving that key unreconciled while the probe stays green.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import kopf
 
 from kubeserve.controller.kube import GROUP, PLURAL, VERSION
 from kubeserve.controller.state import CHILD_KINDS, ISVC_LABEL, ChildKind, Controller
+from kubeserve.controller.workqueue import WorkQueue
 
 
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -23,8 +28,24 @@ def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(body))
 
 
+def queue_health(queue: WorkQueue) -> dict[str, int]:
+    """The work queue's part of /healthz; raises kopf.PermanentError naming stuck passes."""
+    stuck = queue.stalled()
+    if stuck:
+        names = ", ".join(
+            f"{ns}/{name} for {age:.0f}s" for (ns, name), age in sorted(stuck.items())
+        )
+        raise kopf.PermanentError(f"reconcile passes stuck: {names}")
+    return {"running": queue.running()}
+
+
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """Register the indices and event handlers of `controller` in `registry`."""
+    """Register the indices, event handlers and liveness probe of `controller`."""
+
+    def probe_queue(**_: Any) -> dict[str, int]:
+        return queue_health(controller.queue)
+
+    kopf.on.probe(id="queue", registry=registry)(probe_queue)
 
     def index_isvc(**kwargs: Any) -> object:
         return {(kwargs["namespace"], kwargs["name"]): _snapshot(kwargs["body"])}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -39,11 +39,14 @@ class OperatorProcess:
         *,
         namespaces: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.namespaces = tuple(namespaces)
         self.env = dict(env or {})
+        self.args = tuple(args)
+        """Extra `kubeserve run` flags (e.g. leader election)."""
         self.metrics_port = 0
         self.health_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -54,6 +57,7 @@ class OperatorProcess:
         argv = [sys.executable, "-m", "kubeserve.cli", "run", "--kubeconfig", str(self.kubeconfig)]
         for ns in self.namespaces:
             argv += ["--namespace", ns]
+        argv += self.args
         env = {
             **os.environ,
             "KUBESERVE_OPERATOR_BIND_ADDRESS": "127.0.0.1",
@@ -76,14 +80,25 @@ class OperatorProcess:
         raise TimeoutError(f"operator not healthy after {timeout:.0f}s:\n{self.log()}")
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
+        """SIGTERM (and SIGCONT, should it be frozen), then SIGKILL if it does not exit."""
         if self._proc is None or self._proc.poll() is not None:
             return
         self._proc.send_signal(signal.SIGTERM)
+        self._proc.send_signal(signal.SIGCONT)
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def send(self, sig: signal.Signals) -> None:
+        """Send `sig` (e.g. SIGSTOP/SIGCONT to freeze the process as a partition would)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit by itself; return its exit status."""
+        assert self._proc is not None, "not started"
+        return self._proc.wait(timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, as far as the cluster can tell."""
@@ -120,6 +135,13 @@ class OperatorProcess:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         }
+
+    def health(self) -> dict[str, Any]:
+        """The liveness endpoint's JSON (kopf: one entry per probe, e.g. "queue")."""
+        response = httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=5)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def api_requests(self) -> dict[str, float]:
         """API requests sent so far, keyed by "verb kind"."""

@@ -3,6 +3,13 @@
 The pass is idempotent: run twice on an unchanged cluster, the second run computes the
 same children and the same status and sends no request at all. Live objects come from
 the kopf indices (see :mod:`.handlers`); only owned children are ever pruned.
+
+The status patch carries the resourceVersion the decision was made from. When the
+InferenceService changed meanwhile (a spec edit, or the index was behind), the API
+server answers 409; the pass then reads the object, decides again from it and applies
+that, so a status never mixes two rollout states and no Event is posted for a decision
+that was not written. Events are posted after the status; one that cannot be posted is
+logged and does not fail the pass (the status already says what happened).
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ from typing import Any
 
 from kubeserve.builders.meta import ROUTE_COMPONENT
 from kubeserve.config import OperatorConfig
-from kubeserve.controller.drift import merge_patch, needs_apply, prune_none
-from kubeserve.controller.kube import Kube
+from kubeserve.controller.drift import merge_patch, needs_apply, prune_none, stamp
+from kubeserve.controller.kube import ConflictError, Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.state import Controller
 from kubeserve.controller.status import desired_status, merge_conditions
@@ -44,6 +51,20 @@ COMPONENT_NAME_LABEL = "app.kubernetes.io/component"
 
 ObjectKey = tuple[str, str, str]
 """(apiVersion, kind, name) of a child in the InferenceService's namespace."""
+
+DECIDE_ATTEMPTS = 3
+"""Decisions per pass when the status write meets a newer object (409) each time; then
+the pass fails and the work queue retries it with backoff."""
+
+CREATED = ""
+"""Stands for "did not exist" among the resourceVersions a write superseded."""
+
+
+def resource_version(obj: Mapping[str, Any] | None) -> str:
+    """metadata.resourceVersion, or :data:`CREATED` for an object that does not exist."""
+    if obj is None:
+        return CREATED
+    return str(obj.get("metadata", {}).get("resourceVersion") or CREATED)
 
 
 def utcnow() -> dt.datetime:
@@ -163,12 +184,15 @@ class Reconciler:
     clock: Callable[[], dt.datetime] = utcnow
     settings: RolloutSettings | None = None
     """Rollout settings; derived from `config` (its history limit) when not given."""
-    _writes: dict[tuple[str, ObjectKey], tuple[str | None, dict[str, Any]]] = field(
+    _writes: dict[tuple[str, ObjectKey], tuple[frozenset[str], dict[str, Any]]] = field(
         default_factory=dict
     )
-    """Read-your-writes: (namespace, object) -> (resourceVersion our write replaced, what
-    we wrote). The watch-fed indices lag behind our own writes; until the index shows a
-    newer version, the pass uses what it wrote, so it neither repeats writes nor events."""
+    """Read-your-writes: (namespace, object) -> (resourceVersions known to be older than
+    what we hold, the newest version we wrote or read). The watch-fed indices lag behind
+    our own writes; while the index shows one of those older versions, the pass uses
+    ours, so it neither repeats writes nor events. A chain of writes keeps every version
+    it replaced, so an index that catches up one step at a time is never mistaken for
+    news."""
 
     def __post_init__(self) -> None:
         if self.settings is None:
@@ -180,7 +204,7 @@ class Reconciler:
         written = self._writes.get(wkey)
         if written is None:
             return obj
-        if obj["metadata"].get("resourceVersion") == written[0]:
+        if resource_version(obj) in written[0]:
             return written[1]
         del self._writes[wkey]
         return obj
@@ -196,20 +220,36 @@ class Reconciler:
     def _remember(
         self, namespace: str, before: Mapping[str, Any] | None, after: dict[str, Any]
     ) -> None:
-        """Record a write so the next pass does not act on the stale index entry."""
-        rv = None if before is None else before.get("metadata", {}).get("resourceVersion")
-        self._writes[(namespace, object_key(after))] = (rv, after)
+        """Record a write (or a fresh read) so no pass acts on the stale index entry."""
+        wkey = (namespace, object_key(after))
+        entry = self._writes.get(wkey)
+        older = entry[0] if entry is not None else frozenset()
+        self._writes[wkey] = (older | {resource_version(before)}, after)
 
     async def reconcile(self, controller: Controller, key: Key) -> float | None:
         """Reconcile one InferenceService; return seconds until the next timed pass."""
-        isvc = controller.isvc(key)
+        indexed = controller.isvc(key)
         self.metrics.managed.set(controller.managed_count())
-        if isvc is None:
+        if indexed is None:
             self._forget(key)
             return None
+        namespace, name = key
         started = time.perf_counter()
+        isvc = self._fresh(namespace, indexed)
         try:
-            delay = await self._pass(isvc, controller.children(key))
+            for attempt in range(1, DECIDE_ATTEMPTS + 1):
+                try:
+                    delay = await self._pass(isvc, controller.children(key))
+                    break
+                except ConflictError:
+                    if attempt == DECIDE_ATTEMPTS:
+                        raise
+                    logger.info("%s/%s changed during the pass; deciding again", *key)
+                    fresh = await self.kube.get_isvc(namespace, name)
+                    if fresh is None:
+                        return None
+                    self._remember(namespace, isvc, fresh)
+                    isvc = self._fresh(namespace, indexed)
         except Exception as exc:
             self.metrics.reconciles.labels(result="error").inc()
             self.metrics.errors.labels(error=type(exc).__name__).inc()
@@ -222,14 +262,14 @@ class Reconciler:
         return timer if delay is None else min(delay, timer)
 
     async def _pass(self, isvc: dict[str, Any], children: list[dict[str, Any]]) -> float | None:
+        """One decision from `isvc` (the freshest version known) and everything it implies."""
         meta = isvc["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
-        isvc = self._fresh(namespace, isvc)
         owned = [self._fresh(namespace, c) for c in children if owned_by(c, str(meta["uid"]))]
-        for (ns, okey), (stale, obj) in list(self._writes.items()):
+        for (ns, okey), (older, obj) in list(self._writes.items()):
             if (
                 ns == namespace
-                and stale is None
+                and CREATED in older
                 and okey[1] != "InferenceService"
                 and (owned_by(obj, str(meta["uid"])) and okey not in {object_key(c) for c in owned})
             ):
@@ -252,6 +292,7 @@ class Reconciler:
             desired = build_children(
                 isvc, decision.plan, decision.predictors, self.config, routes=False
             )
+        desired = [stamp(obj) for obj in desired]
         live = {object_key(c): c for c in owned}
         keep_autoscaled_replicas(desired, live)
         for obj in desired:
@@ -269,16 +310,37 @@ class Reconciler:
         status = desired_status(isvc, decision, workloads, where, route_error, now)
         patch = merge_patch(isvc.get("status") or {}, prune_none(status))
         if patch:
-            self._remember(namespace, isvc, await self.kube.patch_status(namespace, name, patch))
+            written = await self.kube.patch_status(namespace, name, patch, resource_version(isvc))
+            self._remember(namespace, isvc, written)
         for event in decision.events:
-            await self.kube.event(isvc, event.type, event.reason, event.message)
-            logger.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+            await self._post(isvc, event.type, event.reason, event.message)
         return decision.requeue_after
 
+    async def _post(self, isvc: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post one Event; a failure is logged, never fatal: the decision is already in
+        the status, and failing the pass would show Ready=False for a working service."""
+        meta = isvc["metadata"]
+        try:
+            await self.kube.event(isvc, type_, reason, message)
+        except Exception as exc:
+            logger.warning(
+                "%s/%s: could not post the %s Event (%s): %s",
+                meta["namespace"],
+                meta["name"],
+                reason,
+                failure_message(exc),
+                message,
+            )
+            return
+        logger.info("%s/%s: %s: %s", meta["namespace"], meta["name"], reason, message)
+
     async def _report_failure(self, isvc: dict[str, Any], exc: Exception) -> None:
-        """Show a failed pass on the object: Ready=False, reason ReconcileError, the cause."""
+        """Show a failed pass on the object: Ready=False, reason ReconcileError, the cause.
+
+        `isvc` is the freshest version known; a 409 (it changed since) skips the report:
+        the pass that the change triggers decides again.
+        """
         namespace, name = str(isvc["metadata"]["namespace"]), str(isvc["metadata"]["name"])
-        isvc = self._fresh(namespace, isvc)
         live = (isvc.get("status") or {}).get("conditions") or []
         failed = Condition("Ready", "False", "ReconcileError", failure_message(exc))
         others = [c for c in live if c.get("type") != "Ready"]
@@ -287,7 +349,9 @@ class Reconciler:
         if conditions == live:
             return
         try:
-            result = await self.kube.patch_status(namespace, name, {"conditions": conditions})
+            result = await self.kube.patch_status(
+                namespace, name, {"conditions": conditions}, resource_version(isvc)
+            )
         except Exception:
             logger.warning("Could not report the failure on %s/%s", namespace, name, exc_info=True)
             return

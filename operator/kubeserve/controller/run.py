@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--health-port", type=int, default=None, help="port of the kopf liveness probe /healthz"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    from kubeserve.controller import election
+
+    election.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -62,13 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from kubeserve.config import OperatorConfig
-    from kubeserve.controller import handlers
+    from kubeserve.controller import election, elector, handlers
     from kubeserve.controller.kube import Kube
     from kubeserve.controller.metrics import OperatorMetrics
     from kubeserve.controller.reconcile import Reconciler
     from kubeserve.controller.state import Controller
 
     settings = OperatorConfig()
+    elected = election.settings_from_args(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -80,23 +84,36 @@ def run(args: argparse.Namespace) -> int:
     metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     health_port = args.health_port if args.health_port is not None else settings.health_port
     start_http_server(metrics_port, addr=settings.bind_address, registry=metrics.registry)
-    kube = Kube(api_client(args.kubeconfig), metrics)
+    kube_api = api_client(args.kubeconfig)
+    candidate = None
+    if elected is not None:  # the elector has its own client; the operator's is fenced
+        candidate = elector.LeaseElector(api_client(args.kubeconfig), elected)
+        kube_api = elector.fence(kube_api, candidate.is_leading)
+    kube = Kube(kube_api, metrics)
     reconciler = Reconciler(kube=kube, config=settings, metrics=metrics)
     controller = Controller(reconcile=reconciler.reconcile)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, controller)
     _configure(registry, args.kubeconfig)
     logger.info("kubeserve operator starting (metrics :%d, health :%d)", metrics_port, health_port)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            clusterwide=not args.namespace,
-            namespaces=list(args.namespace),
-            liveness_endpoint=f"http://{settings.bind_address}:{health_port}/healthz",
-            standalone=True,
-        )
+    operate = functools.partial(
+        kopf.operator,
+        registry=registry,
+        clusterwide=not args.namespace,
+        namespaces=list(args.namespace),
+        # With an election the candidate serves /healthz itself, leader or not.
+        liveness_endpoint=None
+        if candidate
+        else f"http://{settings.bind_address}:{health_port}/healthz",
+        standalone=True,
     )
-    return 0
+    if candidate is None:
+        asyncio.run(operate())
+        return 0
+    health = (settings.bind_address, health_port)
+    return asyncio.run(
+        elector.run_elected(candidate, operate, health=health, registry=metrics.registry)
+    )
 
 
 def _configure(registry: kopf.OperatorRegistry, kubeconfig: str | None) -> None:

@@ -7,9 +7,18 @@ InferenceService name, ``version`` the revision and ``status`` the HTTP status c
 HTTP equivalent for gRPC). A request is an error when its status is 5xx.
 
 Without Prometheus the operator lists the canary's Ready pods (by their revision labels)
-and GETs each pod's /metrics concurrently, with a timeout. The text is parsed with
-``prometheus_client``'s parser into cumulative :class:`PodCounters` per pod; the
-decision turns two such snapshots into the window's values (see :mod:`.analysis`).
+and GETs each pod's /metrics, at most :data:`SCRAPE_CONCURRENCY` at a time. A pod runs
+whatever container its InferenceService names, so a scrape is untrusted input to the one
+cluster-wide operator and is bounded (see :mod:`.responses`): at most
+:data:`MAX_SCRAPE_BYTES`, one deadline for the whole response, no compression. Only the
+two sample families the analysis reads are kept (a line filter on the metric name), at
+most :data:`MAX_SAMPLES` lines, and ``prometheus_client``'s parser turns them into
+cumulative :class:`PodCounters` in a worker thread of its own, so parsing never runs on
+the event loop (which renews the leader lease and serves every other InferenceService)
+nor takes the threads the API calls use. That parser costs about 1 s per MiB here,
+which is why the filter and the line cap come first.
+
+The decision turns two such snapshots into the window's values (see :mod:`.analysis`).
 Any failed scrape makes the whole reading :class:`MetricsUnavailable`, which the
 analysis counts as a failed check: a canary that cannot be measured is not promoted.
 
@@ -19,8 +28,10 @@ With a Prometheus URL configured, :mod:`.prometheus` answers instead, over the w
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,14 +41,29 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubeserve.builders.meta import selector_labels
 from kubeserve.builders.pod import METRICS_PORT
 from kubeserve.rollout.analysis import MetricsUnavailable, PodCounters, Snapshot
-from kubeserve.rollout.decision import MetricsRequest, Reading
+from kubeserve.rollout.observation import MetricsRequest, Reading
 from kubeserve.rollout.prometheus import PrometheusClient
+from kubeserve.rollout.responses import read_bounded
 
 REQUESTS_SAMPLE = "kubeserve_requests_total"
 DURATION_BUCKET_SAMPLE = "kubeserve_request_duration_seconds_bucket"
 STATUS_LABEL = "status"
 METRICS_PORT_NAME = "metrics"
 DEFAULT_TIMEOUT_SECONDS = 5.0
+"""Deadline of one whole scrape or Prometheus query (connect, headers and body)."""
+MAX_SCRAPE_BYTES = 1 << 20
+"""Largest /metrics body read from a pod. The runtime's own exposition for one model is a
+few kilobytes (tens with per-feature drift gauges); a custom container that sends more
+makes the reading unavailable instead of the operator's memory grow."""
+MAX_SAMPLES = 5000
+"""Most request/latency sample lines parsed per pod; the runtime writes about a hundred."""
+SCRAPE_CONCURRENCY = 8
+"""Pods scraped at once per reading (a large canary is read in waves)."""
+_SAMPLE_PREFIXES = tuple(
+    name + sep for name in (REQUESTS_SAMPLE, DURATION_BUCKET_SAMPLE) for sep in "{ "
+)
+_PARSER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kubeserve-metrics-parse")
+"""Parsing threads of their own: a slow parse never holds a thread the API calls need."""
 
 
 class MetricsSettings(Protocol):
@@ -62,13 +88,31 @@ def le_key(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(bound)
 
 
+def analysed_lines(text: str) -> str:
+    """Keep only the sample lines of the two families the analysis reads.
+
+    Raises ValueError when there are more than :data:`MAX_SAMPLES` of them.
+    """
+    kept = [line for line in text.splitlines() if line.lstrip().startswith(_SAMPLE_PREFIXES)]
+    if len(kept) > MAX_SAMPLES:
+        raise ValueError(
+            f"{len(kept)} {REQUESTS_SAMPLE}/{DURATION_BUCKET_SAMPLE} samples; "
+            f"at most {MAX_SAMPLES} are read"
+        )
+    return "\n".join(kept) + "\n"
+
+
 def parse_counters(
     text: str, *, model: str | None = None, version: str | None = None
 ) -> PodCounters:
-    """Sum one pod's request/error counters and latency buckets (optionally one model/version)."""
+    """Sum one pod's request/error counters and latency buckets (optionally one model/version).
+
+    Other families are dropped before parsing (see :func:`analysed_lines`); the sample
+    names stay the same without their TYPE lines, so the result does too.
+    """
     requests = errors = 0.0
     buckets: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(analysed_lines(text)):
         for sample in family.samples:
             labels = sample.labels
             if model is not None and labels.get("model") != model:
@@ -115,6 +159,29 @@ def pod_targets(pods: Iterable[Mapping[str, Any]]) -> list[PodTarget]:
     return sorted(targets, key=lambda t: t.name)
 
 
+async def scrape_pod(
+    target: PodTarget,
+    client: httpx.AsyncClient,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    request_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    max_bytes: int = MAX_SCRAPE_BYTES,
+) -> PodCounters:
+    """Read one pod's /metrics within the limits and parse it off the event loop.
+
+    Raises :class:`httpx.HTTPError`, :class:`TimeoutError` or :class:`ValueError`
+    (:class:`.responses.ResponseTooLarge` included) when the pod cannot be read.
+    """
+    response, body = await read_bounded(
+        client, target.url, max_bytes=max_bytes, deadline=request_timeout
+    )
+    response.raise_for_status()
+    text = body.decode("utf-8", errors="replace")
+    parse = functools.partial(parse_counters, text, model=model, version=version)
+    return await asyncio.get_running_loop().run_in_executor(_PARSER, parse)
+
+
 async def scrape_pods(
     targets: Sequence[PodTarget],
     client: httpx.AsyncClient,
@@ -122,26 +189,37 @@ async def scrape_pods(
     model: str | None = None,
     version: str | None = None,
     request_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    max_bytes: int = MAX_SCRAPE_BYTES,
 ) -> Snapshot | MetricsUnavailable:
-    """GET every target's /metrics concurrently (each within `request_timeout`); one failure
-    makes the reading unavailable."""
+    """Scrape every target (:data:`SCRAPE_CONCURRENCY` at a time, each within
+    `request_timeout` and `max_bytes`); one failure makes the reading unavailable."""
     if not targets:
         return MetricsUnavailable("no Ready canary pod to scrape")
+    slots = asyncio.Semaphore(SCRAPE_CONCURRENCY)
 
-    async def fetch(target: PodTarget) -> tuple[str, PodCounters]:
-        response = await client.get(target.url, timeout=request_timeout)
-        response.raise_for_status()
-        return target.name, parse_counters(response.text, model=model, version=version)
+    async def fetch(target: PodTarget) -> PodCounters:
+        async with slots:
+            return await scrape_pod(
+                target,
+                client,
+                model=model,
+                version=version,
+                request_timeout=request_timeout,
+                max_bytes=max_bytes,
+            )
 
     results = await asyncio.gather(*(fetch(t) for t in targets), return_exceptions=True)
     snapshot: dict[str, PodCounters] = {}
     for target, result in zip(targets, results, strict=True):
         if isinstance(result, BaseException):
-            if not isinstance(result, httpx.HTTPError | ValueError):
+            if isinstance(result, TimeoutError):
+                detail = f"no complete answer within {request_timeout:g}s"
+            elif isinstance(result, httpx.HTTPError | ValueError):
+                detail = str(result) or type(result).__name__
+            else:
                 raise result
-            detail = str(result) or type(result).__name__
             return MetricsUnavailable(f"scraping pod {target.name} ({target.url}): {detail}")
-        snapshot[result[0]] = result[1]
+        snapshot[target.name] = result
     return snapshot
 
 

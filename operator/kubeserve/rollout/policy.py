@@ -60,6 +60,11 @@ class Replicas:
         high = int(predictor.get("maxReplicas", max(low, 1)))
         return cls(low, max(low, high))
 
+    def promotion_size(self, serving_ready: int) -> int:
+        """Ready replicas a newcomer needs before it replaces a workload that has
+        `serving_ready` ready replicas now (HPA scale-out included), within these bounds."""
+        return min(max(serving_ready, self.min, 1), max(self.max, 1))
+
     def share(self, percent: int) -> Replicas:
         """Bounds for a canary taking `percent` of the traffic (at least one replica)."""
         low = max(1, math.ceil(self.min * percent / 100))

@@ -11,25 +11,32 @@ run over the whole current analysis window (`MetricsRequest.window_seconds`):
 - p99:      ``histogram_quantile(0.99, sum by (le) (rate(..._bucket{sel}[W])))``
 
 The optional custom query (`analysis.query`) has its `{namespace}`, `{name}` and
-`{revision}` placeholders replaced (literally; PromQL's own braces are left alone) and
-must return one value; the check fails when that value is greater than `queryMax`, or
-when it returns nothing. Any error of Prometheus or of the connection makes the reading
-:class:`MetricsUnavailable` (a failed check).
+`{revision}` placeholders replaced (literally; PromQL's own braces are left alone), must
+confine every selector to the InferenceService's namespace (:mod:`.promql`; otherwise it
+is refused and nothing is queried) and must return one value; the check fails when that
+value is greater than `queryMax`, or when it returns nothing. Any error of Prometheus or
+of the connection makes the reading :class:`MetricsUnavailable` (a failed check).
+Answers are read with a deadline and at most :data:`MAX_ANSWER_BYTES` (one value needs a
+few hundred; a query matching thousands of series is refused by size, not parsed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any
 
 import httpx
 
 from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable
-from kubeserve.rollout.decision import MetricsRequest
+from kubeserve.rollout.observation import MetricsRequest
+from kubeserve.rollout.promql import QueryRefused, require_namespace
+from kubeserve.rollout.responses import read_bounded
 
 REQUESTS = "kubeserve_requests_total"
 DURATION_BUCKET = "kubeserve_request_duration_seconds_bucket"
+MAX_ANSWER_BYTES = 256 * 1024
 
 
 class PrometheusError(Exception):
@@ -78,9 +85,19 @@ class PrometheusClient:
 
     async def query(self, promql: str) -> float | None:
         """Run an instant query; return its single value, or None when it has no (finite) value."""
-        response = await self.client.get(self.url, params={"query": promql}, timeout=self.timeout)
         try:
-            body: Any = response.json()
+            response, raw = await read_bounded(
+                self.client,
+                self.url,
+                params={"query": promql},
+                max_bytes=MAX_ANSWER_BYTES,
+                deadline=self.timeout,
+            )
+        except (TimeoutError, ValueError) as exc:
+            detail = str(exc) or f"no complete answer within {self.timeout:g}s"
+            raise PrometheusError(f"query {promql!r}: {detail}") from exc
+        try:
+            body: Any = json.loads(raw)
         except ValueError as exc:
             raise PrometheusError(
                 f"HTTP {response.status_code} from {self.url} is not JSON"
@@ -90,7 +107,7 @@ class PrometheusClient:
             kind = body.get("errorType") if isinstance(body, dict) else None
             raise PrometheusError(
                 f"query {promql!r} failed (HTTP {response.status_code}): "
-                f"{kind or 'error'}: {error or response.text[:200]}"
+                f"{kind or 'error'}: {error or raw[:200].decode(errors='replace')}"
             )
         data = body.get("data") or {}
         kind, result = data.get("resultType"), data.get("result")
@@ -119,9 +136,12 @@ class PrometheusClient:
         """Requests, errors, p99 (and the custom query) of the canary over the window."""
         queries = default_queries(namespace, name, request.revision, request.window_seconds)
         if request.custom_query:
-            queries["custom"] = render_custom(
-                request.custom_query, namespace, name, request.revision
-            )
+            custom = render_custom(request.custom_query, namespace, name, request.revision)
+            try:
+                require_namespace(custom, namespace)
+            except QueryRefused as exc:
+                return MetricsUnavailable(f"custom query {custom!r} refused: {exc}")
+            queries["custom"] = custom
         try:
             values = dict(
                 zip(

@@ -147,10 +147,10 @@ class RolloutState(StatusModel):
         """Return the JSON value to store at `status.rollout`."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def record(self, entry: HistoryEntry, limit: int = DEFAULT_HISTORY_LIMIT) -> None:
-        """Append a history entry, keeping the newest `limit` entries."""
-        self.history.append(entry)
-        del self.history[: max(0, len(self.history) - max(1, limit))]
+    def recorded(self, entry: HistoryEntry, limit: int = DEFAULT_HISTORY_LIMIT) -> RolloutState:
+        """A copy with the history entry appended, keeping the newest `limit` entries."""
+        history = [*self.history, entry]
+        return self.model_copy(update={"history": history[-max(1, limit) :]})
 
     def promoted(self, revision: str) -> bool:
         """Whether `revision` once became stable (a known-good revision)."""

@@ -13,25 +13,34 @@ judged cheap yields once, so that requests which arrived with it can queue up, a
 the batcher is still idle it runs inline at once, with no future, queue hop or task: it
 could only have formed a batch of one. If anything queued meanwhile it joins the queue,
 so batches still form under load.
+
 Requests whose inputs differ in names, dtypes or trailing shapes run in separate groups
-of the same dispatch. If a merged run
-fails, each request is retried alone so one bad request cannot fail its neighbours.
-The queue is bounded: a full queue raises Overloaded (503 + Retry-After).
+of the same dispatch; ``merge`` holds the merging, splitting and the search for the bad
+request of a failing group. A model whose outputs lose the batch dimension is run one
+request at a time from then on (logged once).
+
+Failure handling: the queue is bounded (a full queue raises Overloaded, 503 +
+Retry-After). If the collector task dies, the requests it held get a 503 and a new
+collector starts at once, so queued and later requests are still served. ``close``
+waits for pending work for at most its timeout, then answers what is still queued
+with 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
-import numpy as np
-
+from kubeserve_runtime.batching.merge import BatchDimensionLost, isolate, merge, signature, split
 from kubeserve_runtime.batching.placement import Placement
-from kubeserve_runtime.batching.types import BatchObserver, Feed, Runner, Timing, batch_rows
-from kubeserve_runtime.errors import Overloaded
+from kubeserve_runtime.batching.types import BatchObserver, Feed, Runner, Timing, drained, feed_size
+from kubeserve_runtime.errors import NotReady, Overloaded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -40,18 +49,18 @@ class _Item:
 
     feed: Feed
     rows: int | None
+    elements: int
     future: asyncio.Future[tuple[Feed, Timing]] | None
     enqueued: float = field(default_factory=perf_counter)
 
+    @property
+    def size(self) -> int:
+        """Rows this request adds to a batch (1 when it cannot be batched)."""
+        return self.rows or 1
 
-_Outcome = tuple[Feed, Timing] | BaseException
 
-
-def _signature(item: _Item) -> tuple[Any, ...]:
-    """Return the key under which requests may be concatenated."""
-    if item.rows is None:
-        return (id(item),)
-    return tuple((n, a.dtype.str, a.shape[1:]) for n, a in item.feed.items())
+_Result = tuple[Feed, Timing]
+_Outcome = _Result | Exception
 
 
 class AdaptiveBatcher:
@@ -79,30 +88,33 @@ class AdaptiveBatcher:
         self._slots = asyncio.Semaphore(workers)
         self._running: set[asyncio.Task[None]] = set()
         self._collector: asyncio.Task[None] | None = None
+        self._held: list[_Item] = []  # taken from the queue by the collector, not dispatched
         self._in_batches = 0
         self._lone = 0
+        self._merging = True
+        self._closing = False
         self.placement = Placement(inline_max_s)
 
     @property
     def pending(self) -> int:
-        """Requests queued or inside a running batch."""
-        return self._queue.qsize() + self._in_batches + self._lone
+        """Requests queued, held by the collector or inside a running batch."""
+        return self._queue.qsize() + len(self._held) + self._in_batches + self._lone
 
     async def submit(self, feed: Feed) -> tuple[Feed, Timing]:
         """Queue one feed and wait for its share of a batch."""
-        rows = batch_rows(feed)
-        if self._idle() and self.placement.inline(rows or 1):
+        if self._closing:
+            raise NotReady("the server is shutting down")
+        rows, elements = feed_size(feed)
+        if self._idle() and self.placement.inline(elements):
             self._lone += 1
             try:
                 await asyncio.sleep(0)  # let requests that arrived with this one queue up
             finally:
                 self._lone -= 1
             if self._idle():
-                return self._run_idle(feed, rows)
-        if self._collector is None:
-            self._collector = asyncio.create_task(self._collect())
-        loop = asyncio.get_running_loop()
-        item = _Item(feed, rows, loop.create_future())
+                return self._run_idle(_Item(feed, rows, elements, None))
+        self._ensure_collector()
+        item = _Item(feed, rows, elements, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -114,54 +126,85 @@ class AdaptiveBatcher:
 
     def _idle(self) -> bool:
         """Whether nothing is queued, running or waiting to run alone."""
-        return not self._in_batches and not self._lone and self._queue.empty()
+        return not self.pending
 
-    def _run_idle(self, feed: Feed, rows: int | None) -> tuple[Feed, Timing]:
+    def _run_idle(self, item: _Item) -> tuple[Feed, Timing]:
         """Run a lone request inline: nothing is queued or running, so no batch can form."""
-        item = _Item(feed, rows, None)
         outcome = self._run_one(item)
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
+    # -- the collector -----------------------------------------------------------------
+
+    def _ensure_collector(self) -> None:
+        """Start the collector task unless one is running."""
+        if self._collector is None or self._collector.done():
+            self._collector = asyncio.create_task(self._collect())
+            self._collector.add_done_callback(self._collector_done)
+
+    def _collector_done(self, task: asyncio.Task[None]) -> None:
+        """Answer the requests a dead collector held; replace it unless closing.
+
+        It is replaced at once when it failed or requests are queued; otherwise the next
+        ``submit`` starts one (a collector cancelled with nothing queued is most likely
+        the event loop shutting down).
+        """
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("the batch collector failed; starting a new one", exc_info=error)
+        _fail(self._held, NotReady("the batcher restarted; retry the request"))
+        self._held.clear()
+        if not self._closing and (error is not None or not self._queue.empty()):
+            self._ensure_collector()
+
     async def _collect(self) -> None:
         """Form batches forever (until cancelled by ``close``)."""
-        carry: _Item | None = None
         while True:
             await self._slots.acquire()
-            first = carry if carry is not None else await self._queue.get()
-            carry = None
-            batch = [first]
-            rows = first.rows or 1
-            deadline = first.enqueued + self._max_latency
-            while rows < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    if not self._in_batches:
-                        break
-                    remaining = deadline - perf_counter()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                if rows + (item.rows or 1) > self._max_batch:
-                    carry = item
-                    break
-                batch.append(item)
-                rows += item.rows or 1
+            try:
+                batch = await self._fill()
+            except BaseException:
+                self._slots.release()
+                raise
             self._in_batches += len(batch)
             task = asyncio.create_task(self._dispatch(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
+    async def _fill(self) -> list[_Item]:
+        """Take the next batch from the queue (see the module docstring for when)."""
+        held = self._held
+        if not held:
+            held.append(await self._queue.get())
+        rows = held[0].size
+        deadline = held[0].enqueued + self._max_latency
+        while rows < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                if not self._in_batches:
+                    break
+                remaining = deadline - perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if rows + item.size > self._max_batch:
+                batch, held[:] = held[:], [item]  # the item starts the next batch
+                return batch
+            held.append(item)
+            rows += item.size
+        batch = held[:]
+        held.clear()
+        return batch
+
     async def _dispatch(self, batch: list[_Item]) -> None:
-        """Run one batch in the executor and resolve its futures."""
+        """Run one batch (inline or in the executor) and resolve its futures."""
         try:
-            rows = sum(item.rows or 1 for item in batch)
-            if self.placement.inline(rows):
+            if self.placement.inline(sum(item.elements for item in batch)):
                 outcomes = self._run_batch(batch)
             else:
                 loop = asyncio.get_running_loop()
@@ -170,19 +213,24 @@ class AdaptiveBatcher:
                 assert item.future is not None
                 if item.future.done():
                     continue
-                if isinstance(outcome, BaseException):
+                if isinstance(outcome, Exception):
                     item.future.set_exception(outcome)
                 else:
                     item.future.set_result(outcome)
+        except Exception as exc:  # the executor is gone, or a bug here: answer everyone
+            _fail(batch, exc)
         finally:
             self._in_batches -= len(batch)
             self._slots.release()
 
+    # -- running batches (in a worker thread, or inline) -------------------------------
+
     def _run_batch(self, batch: list[_Item]) -> list[_Outcome]:
-        """Run each signature group of a batch (in the worker thread)."""
-        groups: dict[tuple[Any, ...], list[int]] = {}
+        """Run each signature group of a batch."""
+        groups: dict[Any, list[int]] = {}
         for index, item in enumerate(batch):
-            groups.setdefault(_signature(item), []).append(index)
+            key = signature(item.feed) if item.rows is not None and self._merging else index
+            groups.setdefault(key, []).append(index)
         outcomes: list[_Outcome] = [RuntimeError("not run")] * len(batch)
         for indexes in groups.values():
             items = [batch[i] for i in indexes]
@@ -191,31 +239,34 @@ class AdaptiveBatcher:
         return outcomes
 
     def _run_group(self, items: list[_Item]) -> list[_Outcome]:
-        """Run items with one signature as one model call; retry alone on failure."""
-        if len(items) == 1:
-            return [self._run_one(items[0])]
+        """Run items of one signature merged, narrowing down failures (``isolate``)."""
+        try:
+            return isolate(items, self._run_merged, self._run_one)
+        except BatchDimensionLost:
+            if self._merging:
+                self._merging = False
+                log.warning(
+                    "the model's outputs do not keep the batch dimension; running each "
+                    "request alone from now on (set maxBatchSize 1 to skip the batcher)"
+                )
+            return [self._run_one(item) for item in items]
+
+    def _run_merged(self, items: list[_Item]) -> list[_Result]:
+        """One model call on the merged feeds; raises if the model does."""
+        sizes = [item.size for item in items]
+        elements = sum(item.elements for item in items)
         started = perf_counter()
         try:
-            names = items[0].feed.keys()
-            merged = {n: np.concatenate([it.feed[n] for it in items]) for n in names}
-            out = self._run(merged)
+            out = self._run(merge([item.feed for item in items]))
+        finally:
             ended = perf_counter()
-            self.placement.observe(sum(it.rows or 1 for it in items), ended - started)
-            sizes = [it.rows or 1 for it in items]
-            total = sum(sizes)
-            if any(a.ndim == 0 or a.shape[0] != total for a in out.values()):
-                raise ValueError("model outputs do not keep the batch dimension")
-        except Exception:
-            return [self._run_one(it) for it in items]
+            self.placement.observe(elements, ended - started)
+        parts = split(out, sizes)
+        total = sum(sizes)
         self._observe(total, ended - started)
-        cuts = np.cumsum(sizes)[:-1]
-        parts = {n: np.split(a, cuts) for n, a in out.items()}
         return [
-            (
-                {n: p[k] for n, p in parts.items()},
-                Timing(started - it.enqueued, ended - started, total),
-            )
-            for k, it in enumerate(items)
+            (part, Timing(started - item.enqueued, ended - started, total))
+            for part, item in zip(parts, items, strict=True)
         ]
 
     def _run_one(self, item: _Item) -> _Outcome:
@@ -224,17 +275,29 @@ class AdaptiveBatcher:
         try:
             out = self._run(item.feed)
         except Exception as exc:
-            self.placement.observe(item.rows or 1, perf_counter() - started)
             return exc
-        ended = perf_counter()
-        self.placement.observe(item.rows or 1, ended - started)
-        self._observe(item.rows or 1, ended - started)
-        return out, Timing(started - item.enqueued, ended - started, item.rows or 1)
+        finally:
+            ended = perf_counter()
+            self.placement.observe(item.elements, ended - started)
+        self._observe(item.size, ended - started)
+        return out, Timing(started - item.enqueued, ended - started, item.size)
 
-    async def close(self) -> None:
-        """Wait for queued work to finish, then stop the collector."""
-        while self.pending:  # noqa: ASYNC110 - polling two counters, rare path
-            await asyncio.sleep(0.01)
+    async def close(self, timeout_s: float) -> None:
+        """Let pending work finish for up to ``timeout_s``, then stop; the rest gets 503."""
+        self._closing = True
+        if not await drained(lambda: self.pending, timeout_s):
+            log.warning("inference still pending after %ss; stopping anyway", timeout_s)
         if self._collector is not None:
             self._collector.cancel()
             await asyncio.gather(self._collector, return_exceptions=True)
+        queued = []
+        while not self._queue.empty():
+            queued.append(self._queue.get_nowait())
+        _fail(queued, NotReady("the server is shutting down"))
+
+
+def _fail(items: list[_Item], error: Exception) -> None:
+    """Answer every unanswered request among ``items`` with ``error``."""
+    for item in items:
+        if item.future is not None and not item.future.done():
+            item.future.set_exception(error)

@@ -13,7 +13,7 @@ from concurrent.futures import Executor
 from time import perf_counter
 
 from kubeserve_runtime.batching.placement import Placement
-from kubeserve_runtime.batching.types import BatchObserver, Feed, Runner, Timing, batch_rows
+from kubeserve_runtime.batching.types import BatchObserver, Feed, Runner, Timing, drained, feed_size
 from kubeserve_runtime.errors import Overloaded
 
 
@@ -41,14 +41,14 @@ class DirectScheduler:
         """Requests waiting or running."""
         return self._pending
 
-    def _timed(self, feed: Feed, rows: int) -> tuple[Feed, float, float]:
+    def _timed(self, feed: Feed, rows: int, elements: int) -> tuple[Feed, float, float]:
         """Run the model (worker thread or loop) and time it."""
         started = perf_counter()
         try:
             out = self._run(feed)
         finally:
             ended = perf_counter()
-            self.placement.observe(rows, ended - started)
+            self.placement.observe(elements, ended - started)
         self._observe(rows, ended - started)
         return out, started, ended
 
@@ -56,20 +56,22 @@ class DirectScheduler:
         """Run one feed, refusing when ``max_queue`` requests already wait."""
         if self._pending >= self._max_queue:
             raise Overloaded(f"inference queue is full ({self._max_queue} waiting); retry later")
-        rows = batch_rows(feed) or 1
+        size, elements = feed_size(feed)
+        rows = size or 1
         queued = perf_counter()
-        if self.placement.inline(rows):
-            out, started, ended = self._timed(feed, rows)
+        if self.placement.inline(elements):
+            out, started, ended = self._timed(feed, rows, elements)
             return out, Timing(started - queued, ended - started, rows)
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
             out, started, ended = await loop.run_in_executor(
-                self._executor, self._timed, feed, rows
+                self._executor, self._timed, feed, rows, elements
             )
         finally:
             self._pending -= 1
         return out, Timing(started - queued, ended - started, rows)
 
-    async def close(self) -> None:
-        """Nothing to stop: the executor is owned by the caller."""
+    async def close(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for running calls (the executor is the caller's)."""
+        await drained(lambda: self._pending, timeout_s)

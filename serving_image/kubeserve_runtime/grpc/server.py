@@ -1,24 +1,34 @@
 """The Open Inference Protocol gRPC service over the shared data plane.
 
+Limits first: a message may be at most ``max_request_bytes`` (grpcio answers
+RESOURCE_EXHAUSTED above it), and at most ``max_concurrent_requests`` RPCs run at once
+(grpcio answers RESOURCE_EXHAUSTED beyond). grpcio reads a whole message before the
+handler runs, so the REST in-flight byte budget does not apply here; the message limit
+and the RPC cap bound it instead.
+
 Requests that send ``raw_input_contents`` (tritonclient always does) get
-``raw_output_contents`` back; requests with typed ``contents`` get typed contents. The
-message size limit is ``max_request_bytes`` (grpcio answers RESOURCE_EXHAUSTED above
-it). Errors abort with the ServingError's gRPC code; 503s add a ``retry-after`` trailer.
-Liveness and readiness RPCs skip auth, like the REST health endpoints.
+``raw_output_contents`` back; requests with typed ``contents`` get typed contents; a
+request with both is INVALID_ARGUMENT, as the OIP proto says. Bytes that do not parse
+as the request message are INVALID_ARGUMENT too (grpcio's own answer would be UNKNOWN
+with a logged traceback): the deserializers are wrapped to hand the handler an
+``Undecodable`` marker instead of raising. Errors abort with the ServingError's gRPC
+code; 503s add a ``retry-after`` trailer. Liveness and readiness RPCs skip auth, like
+the REST health endpoints.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
+from google.protobuf.message import DecodeError
 
 from kubeserve_runtime.auth import TokenAuth
-from kubeserve_runtime.codec import array_to_raw, check_shape, raw_to_array
+from kubeserve_runtime.codec import array_to_raw, check_shape, contents_to_array, raw_to_array
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.datatypes import numpy_dtype
 from kubeserve_runtime.errors import InferenceFailed, InvalidInput, ServingError
@@ -58,6 +68,25 @@ def _parameters(params: Any) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """What a handler receives instead of a request whose bytes did not parse."""
+
+    reason: str
+
+
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """Wrap a request deserializer so bad bytes become ``Undecodable``, not an exception."""
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return Undecodable(str(exc) or "not a valid protobuf message")
+
+    return deserialize
+
+
 def decode_request(request: Any) -> InferRequest:
     """Decode a ModelInferRequest into an InferRequest."""
     raw = request.raw_input_contents
@@ -65,23 +94,20 @@ def decode_request(request: Any) -> InferRequest:
         raise InvalidInput(
             f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send one per input"
         )
+    if raw and any(item.HasField("contents") for item in request.inputs):
+        raise InvalidInput(
+            "the request has both raw_input_contents and typed contents; send one or the other"
+        )
     tensors = []
     for index, item in enumerate(request.inputs):
         name, datatype = item.name, item.datatype
         shape = check_shape(name, list(item.shape))
-        dtype = numpy_dtype(datatype)
+        numpy_dtype(datatype)
         if raw:
             data = raw_to_array(name, raw[index], datatype, shape)
         else:
             values = getattr(item.contents, CONTENTS_FIELD[datatype])
-            if datatype == "BYTES":
-                data = np.empty(len(values), dtype=object)
-                data[:] = list(values)
-            else:
-                data = np.asarray(values, dtype=dtype)
-            if data.size != int(np.prod(shape)):
-                raise InvalidInput(f"input {name!r}: {data.size} values do not fit shape {shape}")
-            data = data.reshape(shape)
+            data = contents_to_array(name, values, datatype, shape)
         tensors.append(Tensor(name, datatype, data, _parameters(item.parameters)))
     outputs = [RequestedOutput(o.name, _parameters(o.parameters)) for o in request.outputs]
     return InferRequest(
@@ -119,7 +145,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         self._inflight = plane.metrics.inflight(PROTOCOL)
 
     async def _call(
-        self, context: Any, method: str, run: Callable[[], Awaitable[T]], counted: bool = True
+        self,
+        request: Any,
+        context: Any,
+        method: str,
+        run: Callable[[], Awaitable[T]],
+        counted: bool = True,
     ) -> T:
         """Run one RPC with auth, metrics, access log and error mapping."""
         plane = self._plane
@@ -127,6 +158,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         self._inflight.count += 1
         error: ServingError | None = None
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidInput(f"the request is not a valid {method} message: {request.reason}")
             if counted and self._auth is not None:
                 metadata = dict(context.invocation_metadata() or ())
                 self._auth.check(metadata.get("authorization"))
@@ -154,7 +187,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         async def run() -> Any:
             return pb.ServerLiveResponse(live=True)
 
-        return await self._call(context, "ServerLive", run, counted=False)
+        return await self._call(request, context, "ServerLive", run, counted=False)
 
     async def ServerReady(self, request: Any, context: Any) -> Any:
         """Readiness (no auth)."""
@@ -162,7 +195,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         async def run() -> Any:
             return pb.ServerReadyResponse(ready=self._plane.ready)
 
-        return await self._call(context, "ServerReady", run, counted=False)
+        return await self._call(request, context, "ServerReady", run, counted=False)
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
         """Model readiness."""
@@ -171,7 +204,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             ready = self._plane.model_ready(request.name, request.version or None)
             return pb.ModelReadyResponse(ready=ready)
 
-        return await self._call(context, "ModelReady", run)
+        return await self._call(request, context, "ModelReady", run)
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         """Server metadata."""
@@ -179,7 +212,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         async def run() -> Any:
             return pb.ServerMetadataResponse(**self._plane.server_metadata())
 
-        return await self._call(context, "ServerMetadata", run)
+        return await self._call(request, context, "ServerMetadata", run)
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         """Model metadata."""
@@ -195,7 +228,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
                 outputs=[tensor(**t) for t in meta["outputs"]],
             )
 
-        return await self._call(context, "ModelMetadata", run)
+        return await self._call(request, context, "ModelMetadata", run)
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         """Inference."""
@@ -207,7 +240,22 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             result = await self._plane.infer(request.model_name, version, decoded)
             return encode_response(result, raw=bool(request.raw_input_contents))
 
-        return await self._call(context, "ModelInfer", run)
+        return await self._call(request, context, "ModelInfer", run)
+
+
+class _GeneratedHandlers:
+    """Stands in for the server so the generated code's method handlers can be wrapped."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.methods: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Ignore the generic handler: it is rebuilt from the wrapped methods."""
+
+    def add_registered_method_handlers(self, service: str, methods: dict[str, Any]) -> None:
+        """Keep the service name and its method handlers."""
+        self.service, self.methods = service, methods
 
 
 async def start_grpc_server(
@@ -218,9 +266,19 @@ async def start_grpc_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", -1),
-        ]
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_requests,
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, auth), server)
+    generated = _GeneratedHandlers()
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, auth), generated)
+    handlers = {
+        name: handler._replace(request_deserializer=tolerant(handler.request_deserializer))
+        for name, handler in generated.methods.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(generated.service, handlers),)
+    )
+    server.add_registered_method_handlers(generated.service, handlers)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     server.add_insecure_port(f"{host}:{settings.grpc_port}")
     await server.start()

@@ -5,7 +5,9 @@ The class needs ``predict(data)``; it may define ``load(model_dir)``,
 ``outputs`` (lists of ``{"name", "datatype", "shape"}``) for metadata and validation and
 ``batchable`` (default True) to opt out of batching. ``preprocess`` gets the request's
 inputs as ``{name: numpy array}``; ``postprocess`` (or ``predict`` when there is none)
-returns an array (``output-0``) or a ``{name: array}`` mapping.
+returns an array (``output-0``) or a ``{name: array}`` mapping. Exceptions are logged
+with the request id and answered with a generic message (ValueError 400, anything else
+500); to give the client a reason, raise ``kubeserve_runtime.errors.InvalidInput``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,12 @@
 Every route but V2 infer goes through ``_Endpoint``, a thin wrapper that checks the
 bearer token (except on open routes), turns ServingErrors into ``{"error": ...}``
 responses (with Retry-After on 503), counts the request in the metrics and writes the
-sampled access log line. Bodies are read with a hard size limit (413) before any
-parsing. V2 infer, the hot path, is ``rest.infer.InferEndpoint``: the same duties on
-plain ASGI messages, reached through ``InferFront`` without Starlette's route scan.
+sampled access log line. Requests with bodies are admitted first (``rest.admission``:
+413 for a declared size over the limit, 503 past the in-flight caps), then the body is
+read with the same hard limit. V2 infer, the hot path, is ``rest.infer.InferEndpoint``:
+the same duties on plain ASGI messages, reached through ``InferFront`` without
+Starlette's route scan. Starlette's own answers (unknown path 404, wrong method 405)
+are ``{"error": ...}`` JSON too, and ``:explain`` is a 501: this runtime has no explainer.
 """
 
 from __future__ import annotations
@@ -16,17 +19,27 @@ from time import perf_counter
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
-from kubeserve_runtime.errors import InferenceFailed, InvalidInput, ServingError
+from kubeserve_runtime.errors import InferenceFailed, InvalidInput, NotSupported, ServingError
+from kubeserve_runtime.rest.admission import Admission, declared_length
 from kubeserve_runtime.rest.infer import InferEndpoint, InferFront
-from kubeserve_runtime.rest.messages import JSON, error_response, json_response, receive_body
+from kubeserve_runtime.rest.messages import (
+    JSON,
+    decode_content,
+    error_response,
+    json_response,
+    receive_body,
+)
 from kubeserve_runtime.rest.openapi import openapi_document
+from kubeserve_runtime.rest.protocol import disconnect_status
+from kubeserve_runtime.rest.worker import ParseWorker
 
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger(__name__)
@@ -63,6 +76,8 @@ class _Endpoint:
                 response = await handler(request)
             except ServingError as exc:
                 response = error_response(exc)
+            except ClientDisconnect:  # nothing reaches the client; the status is counted
+                response = Response(status_code=disconnect_status(request.scope))
             except Exception:
                 log.exception("unhandled error in %s", request.url.path)
                 response = error_response(InferenceFailed("internal server error"))
@@ -80,14 +95,28 @@ class _Endpoint:
         return endpoint
 
 
-def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) -> ASGIApp:
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (404 unknown path, 405 wrong method) as ``{"error": ...}``."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    message = {
+        404: f"no such endpoint: {where}",
+        405: f"method not allowed: {where}",
+    }.get(exc.status_code, exc.detail)
+    response = json_response({"error": message}, exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def build_app(
+    plane: DataPlane, auth: TokenAuth | None, admission: Admission, worker: ParseWorker
+) -> ASGIApp:
     """Return the REST application for a data plane."""
     v1 = _Endpoint(plane, auth, "v1")
     v2 = _Endpoint(plane, auth, "v2")
     health = _Endpoint(plane, auth, "v2", open_=True)
-    limit = max_request_bytes
     openapi = orjson.dumps(openapi_document(plane.name))
-    infer = InferEndpoint(plane, auth, limit)
+    infer = InferEndpoint(plane, auth, admission, worker)
 
     async def live(_: Request) -> Response:
         return json_response({"live": True})
@@ -119,17 +148,32 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
 
     async def v1_model(request: Request) -> Response:
         name = request.path_params["name"]
-        return json_response({"name": name, "ready": plane.model_ready(name)})
+        ok = plane.model_ready(name)
+        return json_response({"name": name, "ready": ok}, 200 if ok else 503)
 
     async def v1_predict(request: Request) -> Response:
         name = request.path_params["name"]
         plane.resolve(name)
-        body = await receive_body(request.receive, limit, request.headers.get("content-length"))
+        length = request.headers.get("content-length")
+        encoding = request.headers.get("content-encoding")
+        limit = admission.body_limit
+        charge = admission.admit(declared_length(length), encoding is not None)
         try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"malformed JSON: {exc}") from exc
-        return json_response(await plane.predict_v1(name, doc))
+            body = await receive_body(request.receive, limit)
+            if encoding is not None:
+                body = await decode_content(body, encoding, limit, worker.min_bytes)
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"malformed JSON: {exc}") from exc
+            del body
+            return json_response(await plane.predict_v1(name, doc))
+        finally:
+            admission.release(charge)
+
+    async def v1_explain(request: Request) -> Response:
+        plane.resolve(request.path_params["name"])
+        raise NotSupported("this runtime serves no explainer; :explain is not available")
 
     base = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
@@ -137,6 +181,7 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
         Route(base + "/infer", infer, methods=["POST"]),
         Route(versioned + "/infer", infer, methods=["POST"]),
         Route("/v1/models/{name}:predict", v1(v1_predict), methods=["POST"]),
+        Route("/v1/models/{name}:explain", v1(v1_explain), methods=["POST"]),
         Route("/", health(root)),
         Route("/v2/health/live", health(live)),
         Route("/v2/health/ready", health(ready)),
@@ -150,4 +195,5 @@ def build_app(plane: DataPlane, auth: TokenAuth | None, max_request_bytes: int) 
         Route("/v1/models", v1(v1_models)),
         Route("/v1/models/{name}", v1(v1_model)),
     ]
-    return InferFront(infer, Starlette(routes=routes))
+    starlette = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return InferFront(infer, starlette)

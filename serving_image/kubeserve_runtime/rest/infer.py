@@ -2,10 +2,12 @@
 
 ``InferEndpoint`` does what ``rest.app``'s endpoint wrapper does for every other route
 (bearer-token check, error mapping, in-flight count, request metrics, sampled access
-log) but works on the ASGI messages themselves: the three headers it needs come from
-one pass over the raw header list, the body from ``receive``, and the answer goes out
-as two ``send`` calls. No Starlette ``Request`` or ``Response`` is built on success;
-errors use the same ``{"error": ...}`` response as every other route.
+log) but works on the ASGI messages themselves: the headers it needs come from one pass
+over the raw header list, the request is admitted (``rest.admission``) before its body
+is read from ``receive``, a large JSON body is parsed in the worker process
+(``rest.worker``), and the answer goes out as two ``send`` calls. No Starlette
+``Request`` or ``Response`` is built on success; errors use the same ``{"error": ...}``
+response as every other route.
 
 ``InferFront`` sits in front of the Starlette application: a POST to
 ``/v2/models/{name}[/versions/{version}]/infer`` goes straight to the endpoint,
@@ -25,11 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
-from kubeserve_runtime.rest.messages import JSON, error_response, receive_body
-from kubeserve_runtime.rest.v2codec import decode_request, encode_response, parse_body
+from kubeserve_runtime.rest.admission import Admission, declared_length
+from kubeserve_runtime.rest.messages import JSON, decode_content, error_response, receive_body
+from kubeserve_runtime.rest.protocol import disconnect_status
+from kubeserve_runtime.rest.v2codec import encode_response
+from kubeserve_runtime.rest.worker import ParseWorker
 
 PROTOCOL = "v2"
-CLIENT_CLOSED = 499  # nginx's "client closed request": counted, nothing is sent
 _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
 _JSON = JSON.encode()
@@ -53,10 +57,17 @@ def infer_path_params(path: str) -> dict[str, str] | None:
 class InferEndpoint:
     """``POST /v2/models/{name}[/versions/{version}]/infer`` on a data plane."""
 
-    def __init__(self, plane: DataPlane, auth: TokenAuth | None, limit: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        auth: TokenAuth | None,
+        admission: Admission,
+        worker: ParseWorker,
+    ) -> None:
         self._plane = plane
         self._auth = auth
-        self._limit = limit
+        self._admission = admission
+        self._worker = worker
         self._inflight = plane.metrics.inflight(PROTOCOL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +84,7 @@ class InferEndpoint:
             response = error_response(exc)
             status = exc.status_code
         except ClientDisconnect:
-            status = CLIENT_CLOSED
+            status = disconnect_status(scope)
         except Exception:
             log.exception("unhandled error in %s", scope["path"])
             response = error_response(InferenceFailed("internal server error"))
@@ -96,7 +107,7 @@ class InferEndpoint:
         self, scope: Scope, receive: Receive
     ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """Run the request; return the response body and headers (raises ServingError)."""
-        length = header_length = authorization = None
+        length = header_length = authorization = encoding = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 length = value
@@ -104,15 +115,25 @@ class InferEndpoint:
                 header_length = value.decode("latin-1")
             elif key == b"authorization":
                 authorization = value.decode("latin-1")
+            elif key == b"content-encoding":
+                encoding = value.decode("latin-1")
         if self._auth is not None:
             self._auth.check(authorization)
         params = scope["path_params"]
         name, version = params["name"], params.get("version")
         plane = self._plane
         plane.resolve(name, version)
-        doc, binary = parse_body(await receive_body(receive, self._limit, length), header_length)
-        request = decode_request(doc, binary)
-        result = await plane.infer(name, version, request)
+        admission, worker = self._admission, self._worker
+        charge = admission.admit(declared_length(length), encoding is not None)
+        try:
+            body = await receive_body(receive, admission.body_limit)
+            if encoding is not None:
+                body = await decode_content(body, encoding, admission.body_limit, worker.min_bytes)
+            request = await worker.decode(body, header_length)
+            del body  # the parsed request is all that is needed from here on
+            result = await plane.infer(name, version, request)
+        finally:
+            admission.release(charge)
         content, json_length = encode_response(
             result, request.parameters.get("binary_data_output") is True
         )

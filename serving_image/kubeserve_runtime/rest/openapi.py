@@ -2,7 +2,8 @@
 
 Written out here rather than generated, because the wire format (the binary extension,
 the V1 shapes) is fixed by the protocols, not by Python types. Tests run schemathesis
-against it, so responses must match what is described.
+against it, so responses must match what is described. The V1 ``:explain`` route is
+left out: it serves nothing (always 501, this runtime has no explainer).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ _ERRORS = {
     "400": "Malformed request or input that does not match the model",
     "401": "Missing or invalid bearer token",
     "404": "Unknown model or version",
+    "408": "Headers or body did not arrive within the read timeout",
     "413": "Request body over the size limit",
-    "503": "Model loading, server draining or queue full (see Retry-After)",
+    "415": "Content-Encoding other than gzip, deflate or identity",
+    "431": "Request headers over the size or count limit",
+    "503": "Model loading, server draining, queue or in-flight caps full (see Retry-After)",
 }
 
 
@@ -175,7 +179,7 @@ def _schemas() -> dict[str, Any]:
 def openapi_document(model_name: str) -> dict[str, Any]:
     """Return the OpenAPI 3.0 document of the REST API for the served model."""
     model = ("401", "404", "503")
-    infer_codes = ("400", "401", "404", "413", "503")
+    infer_codes = ("400", "401", "404", "408", "413", "415", "431", "503")
     infer_body = {
         "required": True,
         "content": {

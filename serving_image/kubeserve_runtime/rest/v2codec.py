@@ -4,6 +4,10 @@ Binary requests carry ``Inference-Header-Content-Length: N``: the first N bytes 
 JSON header, the rest the raw tensors, in input order, for each input whose parameters
 have ``binary_data_size``. Outputs go binary when the output asks for ``binary_data``
 or the request sets ``binary_data_output``; the response then has the same header.
+
+``decode_body`` is the entry point: it notes whether the JSON text holds ``true`` or
+``false`` at all (a byte search), so numeric JSON data is searched for booleans only
+when there can be some (see ``datatypes.from_json``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ def _parameters(raw: dict[str, Any], what: str) -> dict[str, Any]:
     return {} if params is None else _object(params, f"{what}.parameters")
 
 
+def decode_body(body: bytes, header_length: str | None) -> InferRequest:
+    """Decode a V2 infer request body (JSON, or JSON header plus binary tensors)."""
+    doc, binary = parse_body(body, header_length)
+    end = len(body) - (0 if binary is None else len(binary))
+    booleans = body.find(b"true", 0, end) >= 0 or body.find(b"false", 0, end) >= 0
+    return decode_request(doc, binary, booleans)
+
+
 def parse_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview | None]:
     """Split a body into its parsed JSON and the binary tail (None without the header)."""
     binary: memoryview | None = None
@@ -60,8 +72,11 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview 
         raise InvalidInput(f"malformed JSON: {exc}") from exc
 
 
-def decode_request(doc: Any, binary: memoryview | None) -> InferRequest:
-    """Decode a V2 infer request body into an InferRequest."""
+def decode_request(doc: Any, binary: memoryview | None, booleans: bool = True) -> InferRequest:
+    """Decode a parsed V2 infer request into an InferRequest.
+
+    ``booleans`` False: the JSON text holds no ``true``/``false`` (see ``decode_body``).
+    """
     body = _object(doc, "the request body")
     raw_inputs = body.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
@@ -97,7 +112,7 @@ def decode_request(doc: Any, binary: memoryview | None) -> InferRequest:
         else:
             if "data" not in raw:
                 raise InvalidInput(f"input {name!r} has no 'data'")
-            data = json_to_array(name, raw["data"], datatype, shape)
+            data = json_to_array(name, raw["data"], datatype, shape, booleans)
         inputs.append(Tensor(name=name, datatype=datatype, data=data, parameters=params))
     if binary is not None and offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data belong to no input")

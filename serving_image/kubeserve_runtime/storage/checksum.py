@@ -11,11 +11,11 @@ import hashlib
 import re
 from pathlib import Path
 
+from kubeserve_runtime.storage.chunk import CHUNK_BYTES
 from kubeserve_runtime.storage.paths import safe_join
 
 MANIFEST = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-_CHUNK = 1 << 20
 
 
 class ChecksumError(Exception):
@@ -26,7 +26,7 @@ def file_sha256(path: Path) -> str:
     """Return the hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
+        while chunk := stream.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from kubeserve_runtime.storage.downloader import download
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import PVC_ROOT_ENV, DownloadOptions
+from kubeserve_runtime.storage.redaction import RedactingFilter
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,9 +40,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run a download; print one line on stderr and return 1 on failure."""
+    """Run a download; print one line on stderr and return 1 on failure.
+
+    Every log line goes through ``RedactingFilter``: httpx logs each request's full URL,
+    presigned query included.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    options = DownloadOptions.from_environment(link=args.link, pvc_root=args.pvc_root)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    try:
+        options = DownloadOptions.from_environment(link=args.link, pvc_root=args.pvc_root)
+    except ValueError as exc:
+        print(f"kubeserve-runtime download: error: {exc}", file=sys.stderr)
+        return 1
     try:
         download(args.uri, args.dest, options)
     except StorageError as exc:

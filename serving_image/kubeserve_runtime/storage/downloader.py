@@ -5,11 +5,14 @@
 2. The backend for the URI's scheme fills it. A single-file source returns that file.
 3. A ``#sha256=`` fragment is checked against that single file (an archive is checked
    before it is unpacked).
-4. A single archive (``.zip``, ``.tar``, ``.tar.gz``/``.tgz``...) is unpacked safely and
-   removed.
+4. A single archive (``.zip``, ``.tar``, ``.tar.gz``/``.tgz``...) is unpacked safely
+   into a fresh directory beside it (``archive.py``) and removed.
 5. A ``SHA256SUMS`` file at the root of the result is verified.
 6. Only then are the staged entries renamed into DIR. Any failure removes the staging
    directory (and DIR itself when this run created it), so no partial model is left.
+
+Every byte written in 2 and 4 is charged to one ``Quota`` (``KUBESERVE_MAX_MODEL_BYTES``):
+a model that would not fit fails with a message, and is removed like any failure.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from kubeserve_runtime.storage.archive import ArchiveError, extract, is_archive
 from kubeserve_runtime.storage.checksum import ChecksumError, verify_file, verify_manifest
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
+from kubeserve_runtime.storage.quota import Quota, QuotaExceeded
+from kubeserve_runtime.storage.redaction import redact_uri
 from kubeserve_runtime.storage.uri import SourceURI, parse_uri
 
 log = logging.getLogger(__name__)
 
-Fetcher = Callable[[SourceURI, Path, DownloadOptions], "Path | None"]
+Fetcher = Callable[[SourceURI, Path, DownloadOptions, Quota], "Path | None"]
+UNPACKED = ".unpacked"
 
 FETCHERS: dict[str, Fetcher] = {
     "s3": s3.fetch,
@@ -54,22 +60,23 @@ def download(uri: str, dest: Path, options: DownloadOptions | None = None) -> li
         raise StorageError(uri, f"destination {dest} is not a directory")
     staging = Path(tempfile.mkdtemp(prefix=".kubeserve-download-", dir=dest))
     try:
-        _fill(source, staging, opts)
-        placed = _commit(staging, dest)
+        root = _fill(source, staging, opts, Quota(opts.max_bytes))
+        placed = _commit(root, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created:
             shutil.rmtree(dest, ignore_errors=True)
         raise
-    staging.rmdir()
-    log.info("downloaded %s into %s: %s", source.without_fragment, dest, [p.name for p in placed])
+    shutil.rmtree(staging)
+    shown = redact_uri(source.without_fragment)
+    log.info("downloaded %s into %s: %s", shown, dest, [p.name for p in placed])
     return placed
 
 
-def _fill(source: SourceURI, staging: Path, options: DownloadOptions) -> None:
-    """Fetch, verify and unpack the source into staging."""
-    single = FETCHERS[source.scheme](source, staging, options)
+def _fill(source: SourceURI, staging: Path, options: DownloadOptions, quota: Quota) -> Path:
+    """Fetch, verify and unpack the source under staging; return the model's root."""
     try:
+        single = FETCHERS[source.scheme](source, staging, options, quota)
         if source.sha256 is not None:
             if single is None:
                 raise StorageError(
@@ -77,18 +84,22 @@ def _fill(source: SourceURI, staging: Path, options: DownloadOptions) -> None:
                     "#sha256= needs a URI naming one file; use a SHA256SUMS file for directories",
                 )
             verify_file(single, source.sha256)
+        root = staging
         if single is not None and is_archive(single.name):
-            extract(single, staging)
+            root = staging / UNPACKED
+            root.mkdir()
+            extract(single, root, quota)
             single.unlink()
-        verify_manifest(staging)
-    except (ChecksumError, ArchiveError) as exc:
+        verify_manifest(root)
+    except (ChecksumError, ArchiveError, QuotaExceeded) as exc:
         raise StorageError(source.raw, str(exc)) from exc
+    return root
 
 
-def _commit(staging: Path, dest: Path) -> list[Path]:
-    """Move staged entries into dest, replacing entries of the same name."""
+def _commit(root: Path, dest: Path) -> list[Path]:
+    """Move the model's entries from root into dest, replacing entries of the same name."""
     placed: list[Path] = []
-    for entry in sorted(staging.iterdir()):
+    for entry in sorted(root.iterdir()):
         target = dest / entry.name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)

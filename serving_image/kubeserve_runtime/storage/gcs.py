@@ -3,6 +3,8 @@
 No Google SDK is needed: public buckets are read anonymously, and a bearer token from
 ``GOOGLE_OAUTH_ACCESS_TOKEN`` (environment or Secret directory) is sent when set.
 ``STORAGE_EMULATOR_HOST`` points the client at an emulator, as the Google libraries do.
+The token is only ever sent over https (see ``web.client``): an emulator on plain http
+is read anonymously, with the token unset.
 Private buckets with service-account keys can also be read through Cloud Storage's
 S3-compatible endpoint with HMAC keys and an ``s3://`` URI.
 
@@ -18,14 +20,16 @@ from urllib.parse import quote
 
 import httpx
 
+from kubeserve_runtime.storage import web
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
-from kubeserve_runtime.storage.paths import safe_join
+from kubeserve_runtime.storage.prefix import place_objects, prefix_of
+from kubeserve_runtime.storage.quota import Quota
 from kubeserve_runtime.storage.uri import SourceURI
-from kubeserve_runtime.storage.web import TIMEOUT, http_cause
+from kubeserve_runtime.storage.web import http_cause
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
-_CHUNK = 1 << 20
+TOKEN_VARIABLE = "GOOGLE_OAUTH_ACCESS_TOKEN"
 
 
 def endpoint(options: DownloadOptions) -> str:
@@ -36,47 +40,31 @@ def endpoint(options: DownloadOptions) -> str:
     return emulator.rstrip("/") if "://" in emulator else f"http://{emulator.rstrip('/')}"
 
 
-def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path | None:
+def fetch(source: SourceURI, staging: Path, options: DownloadOptions, quota: Quota) -> Path | None:
     """Download the object or every object under the prefix into staging."""
     bucket, key = source.netloc, source.key
-    headers = {}
-    token = options.get("GOOGLE_OAUTH_ACCESS_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     base = f"{endpoint(options)}/storage/v1/b/{quote(bucket, safe='')}/o"
-    transport = httpx.HTTPTransport(retries=3)
-    try:
-        with httpx.Client(
-            transport=transport, timeout=TIMEOUT, follow_redirects=True, headers=headers
-        ) as client:
-            if key and not key.endswith("/"):
-                meta = client.get(f"{base}/{quote(key, safe='')}")
-                if meta.status_code == 200:
-                    target = staging / Path(key).name
-                    _download(client, f"{base}/{quote(key, safe='')}", target, source)
-                    return target
-                if meta.status_code != 404:
-                    raise StorageError(source.raw, http_cause(meta.status_code))
-            prefix = f"{key.rstrip('/')}/" if key else ""
-            count = 0
-            for name in _list(client, base, prefix, source, bucket):
-                relative = name[len(prefix) :]
-                if not relative or relative.endswith("/"):
-                    continue
-                target_path = safe_join(staging, relative)
-                if target_path is None:
-                    raise StorageError(source.raw, f"object name escapes the prefix: {name!r}")
-                target_path.parent.mkdir(parents=True, exist_ok=True)
-                _download(client, f"{base}/{quote(name, safe='')}", target_path, source)
-                count += 1
-            if count == 0:
-                raise StorageError(
-                    source.raw,
-                    f"no object {key!r} and no objects under {prefix!r} in bucket {bucket!r}",
-                )
-            return None
-    except httpx.HTTPError as exc:
-        raise StorageError(source.raw, f"request failed: {type(exc).__name__}: {exc}") from exc
+    with (
+        web.failures(source),
+        web.client(TOKEN_VARIABLE, web.bearer(options.get(TOKEN_VARIABLE))) as client,
+    ):
+
+        def fetch_one(name: str, target: Path) -> None:
+            url = f"{base}/{quote(name, safe='')}"
+            with client.stream("GET", url, params={"alt": "media"}) as response:
+                web.save(response, target, source, quota)
+
+        if key and not key.endswith("/"):
+            meta = client.get(f"{base}/{quote(key, safe='')}")
+            if meta.status_code == 200:
+                target = staging / Path(key).name
+                fetch_one(key, target)
+                return target
+            if meta.status_code != 404:
+                raise StorageError(source.raw, http_cause(meta.status_code))
+        names = _list(client, base, prefix_of(key), source, bucket)
+        place_objects(source, staging, names, fetch_one)
+        return None
 
 
 def _list(
@@ -97,13 +85,3 @@ def _list(
         if not token:
             return
         params["pageToken"] = str(token)
-
-
-def _download(client: httpx.Client, url: str, target: Path, source: SourceURI) -> None:
-    """Stream one object's media into target."""
-    with client.stream("GET", url, params={"alt": "media"}) as response:
-        if response.status_code != 200:
-            raise StorageError(source.raw, http_cause(response.status_code))
-        with target.open("wb") as out:
-            for chunk in response.iter_bytes(_CHUNK):
-                out.write(chunk)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubeserve_runtime.storage.quota import DEFAULT_MAX_MODEL_BYTES, max_model_bytes
+
 SECRET_DIR_ENV = "KUBESERVE_STORAGE_SECRET_DIR"
 PVC_ROOT_ENV = "KUBESERVE_PVC_ROOT"
 DEFAULT_PVC_ROOT = Path("/mnt/pvc")
@@ -21,11 +23,13 @@ DEFAULT_PVC_ROOT = Path("/mnt/pvc")
 @dataclass(frozen=True)
 class DownloadOptions:
     """How to download: link instead of copy for local sources, where PVCs are mounted,
-    and the configuration values (environment merged with Secret files)."""
+    the model size limit, and the configuration values (environment merged with Secret
+    files)."""
 
     link: bool = False
     pvc_root: Path = DEFAULT_PVC_ROOT
     config: Mapping[str, str] = field(default_factory=dict)
+    max_bytes: int = DEFAULT_MAX_MODEL_BYTES
 
     @classmethod
     def from_environment(
@@ -35,12 +39,13 @@ class DownloadOptions:
         pvc_root: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> DownloadOptions:
-        """Build options from the environment and the optional Secret directory."""
+        """Build options from the environment and the optional Secret directory; a
+        KUBESERVE_MAX_MODEL_BYTES that is not a positive integer raises ValueError."""
         env = dict(os.environ if environ is None else environ)
         secret_dir = env.get(SECRET_DIR_ENV)
         config = {**read_secret_dir(Path(secret_dir)), **env} if secret_dir else env
         root = pvc_root or Path(config.get(PVC_ROOT_ENV) or DEFAULT_PVC_ROOT)
-        return cls(link=link, pvc_root=root, config=config)
+        return cls(link=link, pvc_root=root, config=config, max_bytes=max_model_bytes(config))
 
     def get(self, *names: str) -> str | None:
         """Return the first non-empty value among names."""

@@ -20,7 +20,8 @@ from typing import Any
 
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import DownloadOptions
-from kubeserve_runtime.storage.paths import safe_join
+from kubeserve_runtime.storage.prefix import place_objects, prefix_of
+from kubeserve_runtime.storage.quota import Quota
 from kubeserve_runtime.storage.uri import SourceURI
 
 
@@ -80,35 +81,30 @@ def _client(config: S3Config) -> Any:
     )
 
 
-def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path | None:
-    """Download the object or every object under the prefix into staging."""
+def fetch(source: SourceURI, staging: Path, options: DownloadOptions, quota: Quota) -> Path | None:
+    """Download the object or every object under the prefix into staging.
+
+    Each object's size (from HEAD or the listing) is charged to the quota before it is
+    fetched: the body is exactly that long, also when boto3 fetches it in ranges.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     config = s3_config(options)
     bucket, key = source.netloc, source.key
     try:
         client = _client(config)
-        if key and not key.endswith("/") and _object_exists(client, bucket, key):
+
+        def fetch_one(object_key: str, target: Path, size: int) -> None:
+            quota.charge(size, f"{object_key} ({size} bytes)")
+            client.download_file(bucket, object_key, str(target))
+
+        size = _object_size(client, bucket, key) if key and not key.endswith("/") else None
+        if size is not None:
             target = staging / Path(key).name
-            client.download_file(bucket, key, str(target))
+            fetch_one(key, target, size)
             return target
-        prefix = f"{key.rstrip('/')}/" if key else ""
-        count = 0
-        for object_key in _list_keys(client, bucket, prefix):
-            relative = object_key[len(prefix) :]
-            if not relative or relative.endswith("/"):
-                continue  # "directory" marker objects
-            target_path = safe_join(staging, relative)
-            if target_path is None:
-                raise StorageError(source.raw, f"object key escapes the prefix: {object_key!r}")
-            target_path.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, object_key, str(target_path))
-            count += 1
-        if count == 0:
-            raise StorageError(
-                source.raw,
-                f"no object {key!r} and no objects under {prefix!r} in bucket {bucket!r}",
-            )
+        sizes = _list_sizes(client, bucket, prefix_of(key))
+        place_objects(source, staging, sizes, lambda name, path: fetch_one(name, path, sizes[name]))
         return None
     except ClientError as exc:
         raise StorageError(source.raw, _client_error_cause(exc, bucket, key)) from exc
@@ -116,25 +112,25 @@ def fetch(source: SourceURI, staging: Path, options: DownloadOptions) -> Path | 
         raise StorageError(source.raw, f"S3 request failed: {exc}") from exc
 
 
-def _object_exists(client: Any, bucket: str, key: str) -> bool:
-    """Whether key is an object (HEAD 404 -> False; other errors propagate)."""
+def _object_size(client: Any, bucket: str, key: str) -> int | None:
+    """The size of object key, or None when there is none (HEAD 404; other errors propagate)."""
     from botocore.exceptions import ClientError
 
     try:
-        client.head_object(Bucket=bucket, Key=key)
+        head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if _status(exc) == 404:
-            return False
+            return None
         raise
-    return True
+    return int(head["ContentLength"])
 
 
-def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
-    """Return every key under prefix (paginated)."""
-    keys: list[str] = []
+def _list_sizes(client: Any, bucket: str, prefix: str) -> dict[str, int]:
+    """Every key under prefix with its size (paginated), in listing order."""
+    sizes: dict[str, int] = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(str(item["Key"]) for item in page.get("Contents", []))
-    return keys
+        sizes.update((str(item["Key"]), int(item["Size"])) for item in page.get("Contents", []))
+    return sizes
 
 
 def _status(exc: Any) -> int:

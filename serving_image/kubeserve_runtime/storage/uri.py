@@ -68,7 +68,8 @@ def _parse_fragment(raw: str, fragment: str) -> str | None:
         return None
     name, _, value = fragment.partition("=")
     if name.lower() != "sha256":
-        raise StorageError(raw, f"unsupported URI fragment {fragment!r}; only #sha256=HEX is known")
+        # The fragment itself is not quoted: nothing says it is not a secret.
+        raise StorageError(raw, "unsupported URI fragment; only #sha256=HEX is known")
     digest = value.strip().lower()
     if not _SHA256.match(digest):
         raise StorageError(raw, "the #sha256= fragment must be 64 hexadecimal characters")

@@ -1,0 +1,89 @@
+"""What the operator observes before a decision, and which canary metrics it must fetch.
+
+Limits: only two kinds of fact reach the decision: each workload's Deployment readiness
+and one reading of the canary's metrics. Everything else the decision knows comes from
+the spec and the stored state, so a decision replays exactly from these values.
+
+:func:`metrics_request` runs before the decision: metrics are wanted whenever a canary
+with analysis is progressing, not only when a check is due, because the reading taken
+when traffic moves becomes the baseline of the next window (pod scrapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubeserve.plan import DEFAULT_COMPONENT
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Snapshot
+from kubeserve.rollout.policy import Policy
+from kubeserve.rollout.revision import revision_hash
+from kubeserve.rollout.state import RolloutState
+
+Reading = AnalysisMetrics | Snapshot | MetricsUnavailable
+"""Canary metrics: a Prometheus answer over the window, a pod scrape, or a failure."""
+
+WorkloadKey = tuple[str, str]
+"""(component, revision)."""
+
+
+@dataclass(frozen=True)
+class WorkloadObservation:
+    """What the cluster shows for one workload's Deployment."""
+
+    ready: bool
+    """The Deployment finished rolling out and is Available."""
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Facts the operator gathered before deciding."""
+
+    workloads: Mapping[WorkloadKey, WorkloadObservation] = field(default_factory=dict)
+    canary_metrics: Reading | None = None
+    """Metrics of the canary, when :func:`metrics_request` asked for them."""
+
+    def ready_replicas(self, key: WorkloadKey) -> int:
+        """Ready replicas of a workload (0 when it was not seen)."""
+        seen = self.workloads.get(key)
+        return seen.ready_replicas if seen is not None else 0
+
+    def ready(self, key: WorkloadKey, replicas: int) -> bool:
+        """Whether the workload is Ready with at least `replicas` ready replicas."""
+        seen = self.workloads.get(key)
+        return seen is not None and seen.ready and seen.ready_replicas >= replicas
+
+
+@dataclass(frozen=True)
+class MetricsRequest:
+    """Which canary to measure, and over how long a window (for Prometheus queries)."""
+
+    component: str
+    revision: str
+    window_seconds: float
+    custom_query: str | None = None
+
+
+def metrics_request(
+    spec: Mapping[str, Any], state: RolloutState, now: datetime
+) -> MetricsRequest | None:
+    """Return what to measure before the decision, or None when no analysis runs."""
+    policy = Policy.from_spec(spec)
+    canary = state.canary
+    rollout = policy.rollout
+    if canary is None or canary.phase != "Progressing" or rollout is None:
+        return None
+    if rollout.analysis is None or revision_hash(policy.predictor) != canary.revision:
+        return None
+    started = canary.window_started_at
+    window = rollout.interval_seconds if started is None else (now - started).total_seconds()
+    custom = rollout.analysis.custom
+    return MetricsRequest(
+        component=DEFAULT_COMPONENT,
+        revision=canary.revision,
+        window_seconds=max(1.0, window),
+        custom_query=None if custom is None else custom.query,
+    )
