@@ -40,7 +40,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from kubeserve.builders import build_children
 from kubeserve.config import OperatorConfig
-from kubeserve.controller.drift import needs_apply
+from kubeserve.controller.drift import needs_apply, stamp
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.reconcile import (
     keep_autoscaled_replicas,
@@ -142,7 +142,7 @@ def fresh_render(obj: dict[str, Any], live: list[dict[str, Any]]) -> list[dict[s
         dt.datetime.now(dt.UTC),
         rollout_settings(CONFIG),
     )
-    desired = build_children(obj, decision.plan, decision.predictors, CONFIG)
+    desired = [stamp(o) for o in build_children(obj, decision.plan, decision.predictors, CONFIG)]
     keep_autoscaled_replicas(desired, {object_key(c): c for c in owned})
     return desired
 
