@@ -181,6 +181,15 @@ def _build_helm(go: Go, item: Component, out: Path) -> None:
     go.run(["install", "-trimpath", "-ldflags", ldflags, pkg], _scratch(item), {"GOBIN": str(out)})
 
 
+def _build_toxiproxy(go: Go, item: Component, out: Path) -> None:
+    """Install toxiproxy's server as ``toxiproxy-server`` with its version stamped."""
+    go.download("github.com/Shopify/toxiproxy/v2", item.version)
+    ldflags = f"-s -w -X github.com/Shopify/toxiproxy/v2.Version={item.version}"
+    pkg = f"github.com/Shopify/toxiproxy/v2/cmd/server@{item.version}"
+    go.run(["install", "-trimpath", "-ldflags", ldflags, pkg], _scratch(item), {"GOBIN": str(out)})
+    (out / "server").rename(out / "toxiproxy-server")
+
+
 def _copy_crds(sources: list[Path], out: Path) -> None:
     """Copy CRD YAML files into ``out/crds``."""
     (out / "crds").mkdir()
@@ -207,6 +216,7 @@ BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "helm": _build_helm,
     "gateway-api": _fetch_gateway_api,
     "prometheus-operator": _fetch_prometheus_operator,
+    "toxiproxy": _build_toxiproxy,
 }
 
 

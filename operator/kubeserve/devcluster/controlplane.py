@@ -371,7 +371,14 @@ def install_crds(config: Path, files: list[Path]) -> None:
         f"--field-manager={FIELD_MANAGER}",
         *file_args,
     )
-    kubectl(config, "wait", "--for=condition=Established", "--timeout=60s", *file_args)
+    # kubectl wait fails at once ("accessor error: <nil>") instead of waiting while a new
+    # CRD has no status.conditions yet, so a quick start-up raced it; retry until then.
+    Retrying(
+        stop=stop_after_delay(60),
+        wait=wait_fixed(0.5),
+        retry=retry_if_exception_type(ClusterError),
+        reraise=True,
+    )(kubectl, config, "wait", "--for=condition=Established", "--timeout=60s", *file_args)
 
 
 def repo_crd_files(dirs: list[Path] | None = None) -> list[Path]:

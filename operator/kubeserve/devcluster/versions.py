@@ -30,6 +30,11 @@ GATEWAY_API = "v1.4.1"
 PROMETHEUS_OPERATOR = "v0.85.0"
 """github.com/prometheus-operator/prometheus-operator: the ServiceMonitor CRD."""
 
+TOXIPROXY = "v2.12.0"
+"""github.com/Shopify/toxiproxy/v2: the TCP fault proxy of the fault tests.
+
+Pinned by hand: the module proxy's ``@latest`` still answers v2.5.0 (2022)."""
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """Return the published staging-module version (v0.Y.Z) of a Kubernetes v1.Y.Z."""
@@ -62,6 +67,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("helm", HELM, ("helm",)),
     Component("gateway-api", GATEWAY_API, ("crds",)),
     Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
+    Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
 )
 
 
