@@ -57,16 +57,25 @@ def kwok_nodes(api_client: client.ApiClient, namespace: str) -> Iterator[NodeFac
 
 
 def wait_nodes_ready(api: client.ApiClient, names: list[str]) -> None:
-    """Until KWOK reports every node Ready."""
+    """Until every node is Ready *and* carries no taint but the test's own pool taint.
+
+    Ready alone is not enough: the node lifecycle controller removes the
+    ``node.kubernetes.io/not-ready`` NoSchedule taint some time after the node reports
+    Ready, and a pod scheduled in between can only go to the nodes already free of it
+    (CI once saw both replicas on the first node that way).
+    """
 
     def ready() -> bool:
         for name in names:
-            conditions = client.CoreV1Api(api).read_node(name).status.conditions or []
+            node = client.CoreV1Api(api).read_node(name)
+            conditions = node.status.conditions or []
             if not any(c.type == "Ready" and c.status == "True" for c in conditions):
+                return False
+            if any(taint.key != POOL for taint in node.spec.taints or []):
                 return False
         return True
 
-    until(ready, f"nodes {names} Ready", timeout=60)
+    until(ready, f"nodes {names} Ready and untainted", timeout=60)
 
 
 def pooled_isvc(namespace: str, name: str, replicas: int) -> dict[str, Any]:
