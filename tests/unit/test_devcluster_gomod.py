@@ -120,9 +120,17 @@ def test_tools_go_imports_each_package_blank() -> None:
 
 def test_every_component_has_its_own_cache_key() -> None:
     """Keys embed the version, so a bump never reuses an old build."""
-    keys = [item.key for item in versions.COMPONENTS]
+    keys = [item.key for item in versions.ALL_COMPONENTS]
     assert len(set(keys)) == len(keys)
     assert versions.component("kubernetes").key == f"kubernetes-{versions.KUBERNETES}"
     assert versions.component("etcd").files == ("etcd",)
     with pytest.raises(KeyError):
         versions.component("minikube")
+
+
+def test_node_components_stay_out_of_the_default_build() -> None:
+    """A run without a real node never compiles kubelet, kube-proxy or Traefik."""
+    default = {item.name for item in versions.COMPONENTS}
+    assert {"kubernetes-node", "traefik"}.isdisjoint(default)
+    assert versions.component("kubernetes-node").version == versions.KUBERNETES
+    assert versions.component("kubernetes-node").files == ("kubelet", "kube-proxy")

@@ -32,6 +32,8 @@ class BuildError(RuntimeError):
 
 
 KUBE_PACKAGES = [f"k8s.io/kubernetes/cmd/{name}" for name in versions.KUBE_BINARIES]
+NODE_PACKAGES = [f"k8s.io/kubernetes/cmd/{name}" for name in versions.NODE_BINARIES]
+TRAEFIK_MODULE = "github.com/traefik/traefik/v3"
 KWOK_STAGES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -60,9 +62,9 @@ def is_built(item: Component) -> bool:
     return all((folder / name).exists() for name in item.files)
 
 
-def missing() -> list[Component]:
-    """Return the pinned components that are not built yet."""
-    return [item for item in versions.COMPONENTS if not is_built(item)]
+def missing(components: tuple[Component, ...] = versions.COMPONENTS) -> list[Component]:
+    """Return those of ``components`` (default: the control plane's) not built yet."""
+    return [item for item in components if not is_built(item)]
 
 
 class Go:
@@ -128,20 +130,84 @@ def _scratch(item: Component) -> Path:
     return folder
 
 
+def _kubernetes_module(go: Go, version: str) -> Path:
+    """Write the scratch wrapper module shared by the control-plane and node builds.
+
+    One folder, one go.mod and one tools.go naming every Kubernetes command either build
+    needs: the two builds resolve the same graph, so neither re-tidies after the other
+    and the node build compiles only the ~120 packages kubelet and kube-proxy add.
+    """
+    info = go.download("k8s.io/kubernetes", version)
+    upstream = Path(info["GoMod"]).read_text()
+    work = _scratch(versions.component("kubernetes"))
+    gomod_text = gomod.kubernetes_wrapper_gomod(
+        upstream, version, versions.staging_version(version)
+    )
+    tools = gomod.tools_go(KUBE_PACKAGES + NODE_PACKAGES)
+    current = (work / "go.mod").read_text() if (work / "go.mod").exists() else None
+    if (
+        current != gomod_text
+        or not (work / "tools.go").exists()
+        or ((work / "tools.go").read_text() != tools)
+    ):
+        (work / "go.mod").write_text(gomod_text)
+        (work / "go.sum").unlink(missing_ok=True)
+        (work / "tools.go").write_text(tools)
+    if not (work / "go.sum").exists():
+        go.log(f"  resolving the k8s.io/kubernetes {version} module graph")
+        go.run(["mod", "tidy"], work)
+    return work
+
+
 def _build_kubernetes(go: Go, item: Component, out: Path) -> None:
     """Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl."""
-    info = go.download("k8s.io/kubernetes", item.version)
-    upstream = Path(info["GoMod"]).read_text()
-    work = _scratch(item)
-    staging = versions.staging_version(item.version)
-    (work / "go.mod").write_text(gomod.kubernetes_wrapper_gomod(upstream, item.version, staging))
-    (work / "go.sum").unlink(missing_ok=True)
-    (work / "tools.go").write_text(gomod.tools_go(KUBE_PACKAGES))
-    go.log(f"  resolving the k8s.io/kubernetes {item.version} module graph")
-    go.run(["mod", "tidy"], work)
+    work = _kubernetes_module(go, item.version)
     go.log(f"  compiling {', '.join(versions.KUBE_BINARIES)} (minutes when cold)")
     ldflags = gomod.kubernetes_ldflags(item.version)
     go.run(["build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}/", *KUBE_PACKAGES], work)
+
+
+def _build_kubernetes_node(go: Go, item: Component, out: Path) -> None:
+    """Build kubelet and kube-proxy in the control plane's module (shared build cache)."""
+    work = _kubernetes_module(go, item.version)
+    go.log(f"  compiling {', '.join(versions.NODE_BINARIES)}")
+    ldflags = gomod.kubernetes_ldflags(item.version)
+    go.run(["build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}/", *NODE_PACKAGES], work)
+
+
+def _build_traefik(go: Go, item: Component, out: Path) -> None:
+    """Build Traefik from a wrapper module that carries Traefik's own replace/exclude lines.
+
+    ``go install traefik@version`` is refused because Traefik's go.mod has replace
+    directives; the wrapper module requires it and repeats them (read with
+    ``go mod edit -json``, not parsed by hand) so the graph is the one Traefik tests.
+    """
+    info = go.download(TRAEFIK_MODULE, item.version)
+    upstream = json.loads(go.run(["mod", "edit", "-json", info["GoMod"]], Path(info["Dir"])))
+    work = _scratch(item)
+    replaces = {
+        entry["Old"]["Path"]: f"{entry['New']['Path']} {entry['New']['Version']}"
+        for entry in upstream.get("Replace") or []
+        if entry["New"].get("Version")  # a local-path replace cannot apply outside Traefik
+    }
+    (work / "go.mod").write_text(
+        gomod.wrapper_gomod(
+            "kubeserve.local/traefik-wrapper",
+            upstream["Go"],
+            {TRAEFIK_MODULE: item.version},
+            replaces,
+        )
+    )
+    for entry in upstream.get("Exclude") or []:
+        go.run(["mod", "edit", f"-exclude={entry['Path']}@{entry['Version']}"], work)
+    (work / "go.sum").unlink(missing_ok=True)
+    command = f"{TRAEFIK_MODULE}/cmd/traefik"
+    (work / "tools.go").write_text(gomod.tools_go([command]))
+    go.log(f"  resolving the Traefik {item.version} module graph")
+    go.run(["mod", "tidy"], work)
+    go.log("  compiling traefik (many minutes when cold)")
+    ldflags = f"-s -w -X {TRAEFIK_MODULE}/pkg/version.Version={item.version}"
+    go.run(["build", "-trimpath", "-ldflags", ldflags, "-o", str(out / "traefik"), command], work)
 
 
 def _build_etcd(go: Go, item: Component, out: Path) -> None:
@@ -217,6 +283,8 @@ BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "gateway-api": _fetch_gateway_api,
     "prometheus-operator": _fetch_prometheus_operator,
     "toxiproxy": _build_toxiproxy,
+    "kubernetes-node": _build_kubernetes_node,
+    "traefik": _build_traefik,
 }
 
 
@@ -225,15 +293,18 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build(log: Callable[[str], None] = _stderr) -> dict[str, float]:
-    """Build every missing component; return seconds spent per built component key."""
-    todo = missing()
+def build(
+    log: Callable[[str], None] = _stderr,
+    components: tuple[Component, ...] = versions.COMPONENTS,
+) -> dict[str, float]:
+    """Build every missing one of ``components``; return seconds spent per built key."""
+    todo = missing(components)
     if not todo:
         return {}
     go = Go(log)
     timings: dict[str, float] = {}
     with _locked(versions.cache_root()):
-        for item in missing():  # again: another builder may have finished meanwhile
+        for item in missing(components):  # again: another builder may have finished
             final = versions.bin_dir(item)
             partial = final.with_name(f"{final.name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
@@ -248,15 +319,18 @@ def build(log: Callable[[str], None] = _stderr) -> dict[str, float]:
     return timings
 
 
-def ensure_built(log: Callable[[str], None] = _stderr) -> None:
-    """Build what is missing (fails at once if Go is needed but absent)."""
-    if missing():
-        build(log)
+def ensure_built(
+    log: Callable[[str], None] = _stderr,
+    components: tuple[Component, ...] = versions.COMPONENTS,
+) -> None:
+    """Build what is missing of ``components`` (fails at once if Go is needed but absent)."""
+    if missing(components):
+        build(log, components)
 
 
 def binary(name: str) -> Path:
     """Return the cached path of a built binary (kube-apiserver, etcd, kwok, helm, ...)."""
-    for item in versions.COMPONENTS:
+    for item in versions.ALL_COMPONENTS:
         if name in item.files:
             return versions.bin_dir(item) / name
     raise KeyError(name)

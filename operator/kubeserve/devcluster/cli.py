@@ -28,9 +28,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cluster.set_defaults(handler=lambda _: _usage(cluster))
     commands = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
-    commands.add_parser("build", help="build every pinned component into the cache").set_defaults(
-        handler=_guard(_build)
+    builder = commands.add_parser("build", help="build every pinned component into the cache")
+    builder.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also build kubelet, kube-proxy and Traefik (the real node and its Gateway)",
     )
+    builder.set_defaults(handler=_guard(_build))
     start = commands.add_parser("up", help="start the control plane and print KUBECONFIG")
     start.add_argument(
         "--crds",
@@ -70,10 +74,11 @@ def _guard(handler: Handler) -> Handler:
     return run
 
 
-def _build(_: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace) -> int:
     """Build what is missing and say where it is."""
-    timings = build.build()
-    for item in versions.COMPONENTS:
+    components = versions.ALL_COMPONENTS if args.real_node else versions.COMPONENTS
+    timings = build.build(components=components)
+    for item in components:
         spent = timings.get(item.key)
         note = f"built in {spent:.0f}s" if spent is not None else "cached"
         print(f"{item.key:32} {note:>16}  {versions.bin_dir(item)}")

@@ -30,6 +30,12 @@ GATEWAY_API = "v1.4.1"
 PROMETHEUS_OPERATOR = "v0.85.0"
 """github.com/prometheus-operator/prometheus-operator: the ServiceMonitor CRD."""
 
+TRAEFIK = "v3.6.12"
+"""github.com/traefik/traefik/v3: the Gateway API implementation of the real node (no Envoy).
+
+Pinned to the 3.6 line because its sigs.k8s.io/gateway-api is v1.4.0, the API the
+GATEWAY_API CRDs below serve; Traefik 3.7 moved to gateway-api v1.6."""
+
 TOXIPROXY = "v2.12.0"
 """github.com/Shopify/toxiproxy/v2: the TCP fault proxy of the fault tests.
 
@@ -59,6 +65,7 @@ class Component:
 
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+NODE_BINARIES = ("kubelet", "kube-proxy")
 
 COMPONENTS: tuple[Component, ...] = (
     Component("kubernetes", KUBERNETES, KUBE_BINARIES),
@@ -69,11 +76,23 @@ COMPONENTS: tuple[Component, ...] = (
     Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
 )
+"""Built by ``kubeserve cluster build`` and every test session: the KWOK control plane."""
+
+NODE_COMPONENTS: tuple[Component, ...] = (
+    Component("kubernetes-node", KUBERNETES, NODE_BINARIES),
+    Component("traefik", TRAEFIK, ("traefik",)),
+)
+"""Built only by ``kubeserve cluster build --real-node``: a real kubelet node and its Gateway.
+
+Apart from COMPONENTS so that a developer or CI run without a real node never pays for
+them (kubelet and kube-proxy add minutes to a cold build, Traefik far more)."""
+
+ALL_COMPONENTS = COMPONENTS + NODE_COMPONENTS
 
 
 def component(name: str) -> Component:
     """Return the pinned component called ``name``."""
-    for item in COMPONENTS:
+    for item in ALL_COMPONENTS:
         if item.name == name:
             return item
     raise KeyError(name)
