@@ -49,12 +49,15 @@ class Process:
         )
 
 
-def start(name: str, argv: list[str], log: Path, health: str) -> Process:
-    """Start ``argv`` detached, logging to ``log``; return its record."""
+def start(
+    name: str, argv: list[str], log: Path, health: str, env: dict[str, str] | None = None
+) -> Process:
+    """Start ``argv`` detached, logging to ``log`` (``env`` added to ours); return its record."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         child = subprocess.Popen(
             argv,
+            env={**os.environ, **env} if env else None,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
