@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 HIDDEN = "REDACTED"
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
@@ -33,15 +33,14 @@ def redact_uri(uri: str) -> str:
     secret_fragment = bool(parts.fragment) and not _SAFE_FRAGMENT.match(parts.fragment)
     if not (at or parts.query or secret_fragment):
         return uri
-    return urlunsplit(
-        (
-            parts.scheme,
-            f"{HIDDEN}@{host}" if userinfo or at else host,
-            parts.path,
-            HIDDEN if parts.query else "",
-            HIDDEN if secret_fragment else parts.fragment,
-        )
-    )
+    # Reassembled by hand, not with urlunsplit: for an empty host and a path starting
+    # with "//" urlunsplit drops the authority's "//", so the output parsed differently
+    # the second time (redaction was not idempotent). Every URI here came in as
+    # "scheme://...", so it goes out the same way.
+    netloc = f"{HIDDEN}@{host}" if userinfo or at else host
+    query = f"?{HIDDEN}" if parts.query else ""
+    fragment = f"#{HIDDEN if secret_fragment else parts.fragment}" if parts.fragment else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}{fragment}"
 
 
 def redact_text(text: str) -> str:
