@@ -2,10 +2,10 @@
 watch the runtimes and stop them.
 
 Limits: readiness is the runtime's own ``/v2/health/ready`` polled every 0.1 s up to
-``READY_TIMEOUT``; a stop is SIGTERM (the runtime drains in-flight requests) and
-SIGKILL after ``STOP_TIMEOUT``; a runtime that exits on its own ends the whole session
-(no restarts: a crash locally is something to read in its log, not to hide). Nothing
-here prints: the command says what happens, from what these calls return.
+``READY_TIMEOUT``; a stop is SIGINT (the runtime drains in-flight requests and skips
+the shutdown delay) and SIGKILL after ``STOP_TIMEOUT``; a runtime that exits on its own
+ends the whole session (no restarts: a crash locally is something to read in its log,
+not to hide). Nothing here prints: the command says what happens, from what these calls return.
 """
 
 from __future__ import annotations
@@ -127,10 +127,15 @@ class Session:
         return None
 
     def stop(self) -> None:
-        """SIGTERM every runtime (they drain), SIGKILL what is left after the timeout."""
+        """SIGINT every runtime (they drain), SIGKILL what is left after the timeout.
+
+        SIGINT, not SIGTERM: both drain in-flight requests, but SIGTERM first waits out
+        the shutdown delay, which exists for a pod leaving a Service's endpoints. Locally
+        no load balancer is catching up, so the delay would only make Ctrl-C slow.
+        """
         for running in self.running:
             if running.process.poll() is None:
-                running.process.send_signal(signal.SIGTERM)
+                running.process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT
         for running in self.running:
             try:
