@@ -157,8 +157,8 @@ class Pki:
     service_account: KeyPair
 
 
-def generate() -> Pki:
-    """Return a fresh PKI for one cluster."""
+def generate(extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Return a fresh PKI for one cluster; ``extra_ips`` join the API server's SANs."""
     ca = certificate_authority()
     names, ips = ("localhost",), ("127.0.0.1",)
     return Pki(
@@ -167,7 +167,7 @@ def generate() -> Pki:
             ca,
             "kube-apiserver",
             dns_names=API_SERVER_NAMES,
-            ip_addresses=API_SERVER_IPS,
+            ip_addresses=API_SERVER_IPS + extra_ips,
             server=True,
         ),
         admin=issue(ca, "kubeserve-admin", organizations=("system:masters",), client=True),

@@ -45,6 +45,8 @@ NODE_NAME = "kwok-node-0"
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 FIELD_MANAGER = "kubeserve-devcluster"
 START_TIMEOUT = 120.0
+LOOPBACK = ports.HOST
+"""Where a KWOK-only control plane serves (``Cluster.ports`` hides the module in its body)."""
 
 
 class ClusterError(RuntimeError):
@@ -99,6 +101,8 @@ class Cluster:
     root: Path
     ports: dict[str, int]
     processes: list[Process] = field(default_factory=list)
+    address: str = LOOPBACK
+    """Where the API server listens and what it advertises (a real node's address, or loopback)."""
 
     @property
     def layout(self) -> Layout:
@@ -113,12 +117,13 @@ class Cluster:
     @property
     def server(self) -> str:
         """Return the API server URL."""
-        return f"https://{ports.HOST}:{self.ports['kube-apiserver']}"
+        return f"https://{self.address}:{self.ports['kube-apiserver']}"
 
     def save(self) -> None:
         """Write state.json."""
         data = {
             "ports": self.ports,
+            "address": self.address,
             "kubeconfig": str(self.kubeconfig),
             "processes": [proc.to_json() for proc in self.processes],
         }
@@ -132,7 +137,8 @@ class Cluster:
         except FileNotFoundError:
             return None
         procs = [Process.from_json(item) for item in data["processes"]]
-        return cls(root, {k: int(v) for k, v in data["ports"].items()}, procs)
+        address = data.get("address", ports.HOST)
+        return cls(root, {k: int(v) for k, v in data["ports"].items()}, procs, address)
 
 
 def etcd_args(binary: Path, data_dir: Path, client: int, peer: int) -> list[str]:
@@ -152,12 +158,26 @@ def etcd_args(binary: Path, data_dir: Path, client: int, peer: int) -> list[str]
     ]
 
 
-def apiserver_args(binary: Path, layout: Layout, etcd: int, port: int) -> list[str]:
-    """Return kube-apiserver's command line: RBAC, SA token signer, Pod Security."""
+def apiserver_args(
+    binary: Path, layout: Layout, etcd: int, port: int, address: str = ports.HOST
+) -> list[str]:
+    """Return kube-apiserver's command line: RBAC, SA token signer, Pod Security.
+
+    On loopback no ``kubernetes`` Service endpoint is kept (a loopback address cannot be
+    an Endpoints IP, and only KWOK's fake pods exist). Any other ``address`` (a real
+    node's) is bound and advertised, so the ``kubernetes`` Service leads pods' in-cluster
+    clients to it, and only it is bound: the API server is never on the host's other
+    interfaces.
+    """
+    endpoints = (
+        ["--endpoint-reconciler-type=none"]
+        if address == ports.HOST
+        else [f"--advertise-address={address}", "--endpoint-reconciler-type=lease"]
+    )
     return [
         str(binary),
         f"--etcd-servers=http://{ports.HOST}:{etcd}",
-        f"--bind-address={ports.HOST}",
+        f"--bind-address={address}",
         f"--secure-port={port}",
         f"--cert-dir={layout.pki}",
         f"--tls-cert-file={layout.pem('apiserver')}",
@@ -169,7 +189,7 @@ def apiserver_args(binary: Path, layout: Layout, etcd: int, port: int) -> list[s
         f"--service-account-key-file={layout.pem('sa')}",
         f"--service-account-signing-key-file={layout.pem('sa-key')}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--endpoint-reconciler-type=none",
+        *endpoints,
         "--allow-privileged=true",
         "--profiling=false",
     ]
@@ -401,10 +421,10 @@ def _start(cluster: Cluster, name: str, argv: list[str], health: str) -> Process
     return proc
 
 
-def running(root: Path) -> Cluster | None:
-    """Return the cluster recorded in ``root`` if every component is up and healthy."""
+def running(root: Path, address: str = ports.HOST) -> Cluster | None:
+    """Return the cluster recorded in ``root`` if it serves on ``address`` and is all healthy."""
     cluster = Cluster.load(root)
-    if cluster is None or not cluster.processes:
+    if cluster is None or not cluster.processes or cluster.address != address:
         return None
     for proc in cluster.processes:
         if not processes.is_running(proc) or probe(cluster.layout, proc) != "ok":
@@ -412,7 +432,9 @@ def running(root: Path) -> Cluster | None:
     return cluster
 
 
-def up(root: Path | None = None, *, usual_ports: bool = True) -> Cluster:
+def up(
+    root: Path | None = None, *, usual_ports: bool = True, node_address: str | None = None
+) -> Cluster:
     """Start the control plane in ``root`` (reusing a healthy one there) and return it.
 
     The third-party CRDs (Gateway API, ServiceMonitor) are installed; the project's own
@@ -420,19 +442,25 @@ def up(root: Path | None = None, *, usual_ports: bool = True) -> Cluster:
     CRD under development is reported as such instead of failing the whole start.
     ``usual_ports=False`` takes ephemeral ports only (test sessions running side by side
     would otherwise race for the same well-known ones).
+
+    ``node_address`` is for a real node (:mod:`~kubeserve.devcluster.node`), whose
+    network must already hold that address: the API server binds and advertises it
+    (and its certificate names it), and no KWOK and no fake node start, so every pod is
+    scheduled to the real node.
     """
     root = root or state_dir()
-    existing = running(root)
+    address = node_address or ports.HOST
+    existing = running(root, address)
     if existing is not None:
         return existing
     down(root)
     build.ensure_built()
     layout = Layout(root)
     layout.root.mkdir(parents=True, exist_ok=True)
-    pki = certs.generate()
+    pki = certs.generate(extra_ips=(node_address,) if node_address else ())
     _write_pki(layout, pki)
     preferred = ports.DEFAULT_PORTS if usual_ports else dict.fromkeys(ports.DEFAULT_PORTS, 0)
-    cluster = Cluster(root, ports.pick_ports(preferred))
+    cluster = Cluster(root, ports.pick_ports(preferred), address=address)
     _write_kubeconfigs(layout, pki, cluster.server)
     host, p = ports.HOST, cluster.ports
     try:
@@ -446,7 +474,11 @@ def up(root: Path | None = None, *, usual_ports: bool = True) -> Cluster:
             cluster,
             "kube-apiserver",
             apiserver_args(
-                build.binary("kube-apiserver"), layout, p["etcd-client"], p["kube-apiserver"]
+                build.binary("kube-apiserver"),
+                layout,
+                p["etcd-client"],
+                p["kube-apiserver"],
+                address,
             ),
             f"{cluster.server}/readyz",
         )
@@ -460,17 +492,23 @@ def up(root: Path | None = None, *, usual_ports: bool = True) -> Cluster:
                 args(build.binary(name), layout, p[name]),
                 f"https://{host}:{p[name]}/healthz",
             )
-        _start(
-            cluster,
-            "kwok",
-            kwok_args(build.binary("kwok"), build.binary("stages.yaml"), layout, p["kwok"]),
-            f"http://{host}:{p['kwok']}/healthz",
-        )
-        kubectl(layout.kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(fake_node()))
+        if node_address is None:
+            _start(
+                cluster,
+                "kwok",
+                kwok_args(build.binary("kwok"), build.binary("stages.yaml"), layout, p["kwok"]),
+                f"http://{host}:{p['kwok']}/healthz",
+            )
+            kubectl(layout.kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(fake_node()))
         install_crds(layout.kubeconfig, build.crd_files())
-        kubectl(
-            layout.kubeconfig, "wait", "--for=condition=Ready", "--timeout=60s", f"node/{NODE_NAME}"
-        )
+        if node_address is None:
+            kubectl(
+                layout.kubeconfig,
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=60s",
+                f"node/{NODE_NAME}",
+            )
     except BaseException:
         processes.stop_all(cluster.processes[::-1])
         raise
