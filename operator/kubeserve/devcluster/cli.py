@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubeserve.devcluster import build, controlplane, host, versions
+from kubeserve.devcluster import build, controlplane, host, hostnet, node, versions
+from kubeserve.images.store import ImageError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -42,6 +43,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         metavar="DIR",
         help="folder of CRD YAML to install (repeatable; default: the repository's crds/)",
+    )
+    start.add_argument(
+        "--real-node",
+        action="store_true",
+        help="run a real kubelet node (containerd, kube-proxy; root) instead of KWOK's fake one",
     )
     start.set_defaults(handler=_guard(_up))
     commands.add_parser(
@@ -71,7 +77,13 @@ def _guard(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (build.BuildError, controlplane.ClusterError, host.HostError) as exc:
+        except (
+            build.BuildError,
+            controlplane.ClusterError,
+            host.HostError,
+            ImageError,
+            hostnet.NetworkError,
+        ) as exc:
             print(f"kubeserve cluster: {exc}", file=sys.stderr)
             return 1
 
@@ -92,7 +104,14 @@ def _build(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     """Start (or reuse) the cluster and print the KUBECONFIG export."""
     started = time.monotonic()
-    cluster = controlplane.up()
+    if args.real_node:
+        real = node.up(controlplane.state_dir(), node.image_archives(_note))
+        cluster = real.cluster
+        for step, seconds in real.timings.items():
+            _note(f"{step:16} {seconds:6.1f}s")
+        _note(f"node {real.name} Ready at {real.address} in {controlplane.elapsed(started)}")
+    else:
+        cluster = controlplane.up()
     print(
         f"# control plane ready in {controlplane.elapsed(started)}: {cluster.server}",
         file=sys.stderr,
@@ -106,11 +125,34 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note(line: str) -> None:
+    """Print a progress line on stderr as a shell comment."""
+    print(f"# {line}", file=sys.stderr)
+
+
+def _own_node() -> bool:
+    """Return whether this machine's real node belongs to the state folder's cluster."""
+    record = node.running_record()
+    return record is not None and Path(record.cluster) == controlplane.state_dir()
+
+
 def _down(_: argparse.Namespace) -> int:
-    """Stop the cluster and remove its state."""
+    """Stop the cluster (and its real node, restoring the host) and remove its state."""
+    if _own_node():
+        started = time.monotonic()
+        leftovers = node.down()
+        print(f"stopped the real node and its control plane in {controlplane.elapsed(started)}")
+        for line in leftovers:
+            print(f"host not restored: {line}", file=sys.stderr)
+        return 1 if leftovers else 0
     stopped = controlplane.down()
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
+
+
+def _indent(text: str) -> str:
+    """Return a log tail indented under its status line."""
+    return "    " + text.replace("\n", "\n    ")
 
 
 def _status(_: argparse.Namespace) -> int:
@@ -119,8 +161,13 @@ def _status(_: argparse.Namespace) -> int:
     for item in report:
         print(f"{item.name:24} pid {item.pid:<8} {item.state:10} {item.health}")
         if item.log_tail:
-            print("    " + item.log_tail.replace("\n", "\n    "))
-    return 0 if all(item.ok for item in report) else 1
+            print(_indent(item.log_tail))
+    parts = node.status() if _own_node() else []
+    for part in parts:
+        print(f"{part.name:24} {'':12} {part.state}")
+        if part.detail:
+            print(_indent(part.detail))
+    return 0 if all(item.ok for item in report) and all(p.ok for p in parts) else 1
 
 
 def _env(_: argparse.Namespace) -> int:

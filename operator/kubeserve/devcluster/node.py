@@ -56,6 +56,7 @@ from kubeserve.devcluster import (
 )
 from kubeserve.devcluster.controlplane import ClusterError
 from kubeserve.devcluster.processes import Process
+from kubeserve.images import catalog
 from kubeserve.images.containerd import import_image
 
 LOCK = hoststate.RECORD.with_name("realnode.lock")
@@ -68,6 +69,7 @@ POD_DELETE_TIMEOUT = 90
 BINARIES = (*versions.COMPONENTS, versions.component("kubernetes-node"))
 """What a real node needs built: the control plane's components plus kubelet and kube-proxy."""
 NODE_FOLDER = "node"
+OPTIONAL_IMAGES = ("runtime", "operator")
 """The node's files live in ``<cluster folder>/node``."""
 
 
@@ -286,6 +288,28 @@ def _alive(record: hoststate.Record) -> list[Process]:
     """Return the recorded processes that still run."""
     started = [Process.from_json(entry) for entry in record.started]
     return [proc for proc in started if processes.is_running(proc)]
+
+
+def image_archives(log: Callable[[str], None]) -> list[Path]:
+    """Return the pause image's archive (built when missing) and the other images already built.
+
+    The runtime and operator images take minutes to build, so they are imported only when
+    ``kubeserve image build`` has made them; a node without them still runs other pods.
+    """
+    archives = [catalog.build_pause(log).path]
+    for name in OPTIONAL_IMAGES:
+        try:
+            path = catalog.archive_of(name)
+        except KeyError:  # the catalog cannot locate this image's archive
+            continue
+        if path.exists():
+            archives.append(path)
+    return archives
+
+
+def host_reasons() -> list[str]:
+    """Return why this host cannot run a real node: packages and privileges, then network."""
+    return host.host_support() or preflight()
 
 
 def preflight() -> list[str]:

@@ -13,13 +13,19 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from kubeserve.devcluster import build, controlplane
+
+if TYPE_CHECKING:  # the real node's modules (moto, boto3) load only when one is started
+    from kubeserve.devcluster.modelstore import ModelStore
+    from kubeserve.devcluster.node import RealNode
 
 NAMESPACE_LABEL = "kubeserve.io/test"
 
@@ -66,6 +72,61 @@ def cluster(workdir: Path, crd_dirs: list[Path] | None = None) -> Iterator[Path]
     finally:
         if started is not None:
             controlplane.down(workdir)
+
+
+@dataclass
+class RealNodeSession:
+    """A test session's real node: its cluster and the S3 model store on the node address."""
+
+    node: RealNode
+    store: ModelStore
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Return the admin kubeconfig."""
+        return self.node.kubeconfig
+
+    @property
+    def address(self) -> str:
+        """Return the node address (pods reach the host only there)."""
+        return self.node.address
+
+    @property
+    def containerd_socket(self) -> Path:
+        """Return the node's containerd socket (for ``ctr --address``)."""
+        return self.node.containerd_socket
+
+    def api_client(self) -> client.ApiClient:
+        """Return a new API client for the node's cluster (the caller closes it)."""
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+class HostNotRestoredError(AssertionError):
+    """The host differs from its snapshot after the real node stopped."""
+
+
+@contextmanager
+def real_node(workdir: Path) -> Iterator[RealNodeSession]:
+    """Yield a Ready real node with the project's CRDs and a model store; restore the host.
+
+    Its control plane is its own (``workdir``, ephemeral ports), so a KWOK cluster of the
+    same test run is unaffected. On exit everything stops and the host is compared with
+    a snapshot taken first: any difference raises :class:`HostNotRestoredError`.
+    """
+    from kubeserve.devcluster import hoststate, node
+    from kubeserve.devcluster.modelstore import ModelStore
+
+    before = hoststate.take([])
+    real = node.up(workdir, node.image_archives(print), usual_ports=False)
+    try:
+        controlplane.install_crds(real.kubeconfig, controlplane.repo_crd_files())
+        with ModelStore(real.address) as store:
+            yield RealNodeSession(real, store)
+    finally:
+        leftovers = node.down()
+    left = leftovers + hoststate.differences(before, hoststate.take([]))
+    if left:
+        raise HostNotRestoredError("the host was not restored: " + "; ".join(left))
 
 
 def namespace_name(test_name: str) -> str:
