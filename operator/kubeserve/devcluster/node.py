@@ -557,6 +557,8 @@ def _teardown(record: hoststate.Record, parts: Sequence[NodePart], *, graceful: 
     controlplane.down(Path(record.cluster))
     leftovers = hoststate.restore(record)
     shutil.rmtree(layout.root, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the control plane left it empty, as without a node
+        Path(record.cluster).rmdir()
     hoststate.RECORD.unlink(missing_ok=True)
     return leftovers
 
