@@ -1,8 +1,9 @@
 """Find and run the ``helm`` binary, turning its failures into readable errors.
 
 Lookup order: an explicit path, ``$KUBESERVE_HELM``, the helm that ``kubeserve``'s dev
-cluster builds into its cache (pinned version), then ``helm`` on PATH. Only templating is
-needed here; installs are driven by tests and the demo with the same binary.
+cluster builds into its cache (pinned version), then ``helm`` on PATH. ``template`` renders;
+``install`` installs a release into the cluster a kubeconfig names (real-node tests and
+the demo run the operator's pod this way).
 """
 
 from __future__ import annotations
@@ -75,4 +76,36 @@ def template(
         args += ["--values", str(path)]
     for key, value in (values or {}).items():
         args += ["--set", f"{key}={value}"]
+    return run_helm(helm, args)
+
+
+def install(
+    helm: Path,
+    chart: Path,
+    kubeconfig: Path,
+    *,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    values: Mapping[str, str] | None = None,
+    skip_crds: bool = False,
+) -> str:
+    """``helm install`` `chart` into `namespace` (created when missing); return helm's report.
+
+    It does not wait for the operator's pod: callers wait on the condition they need, and
+    say what the pod did when it does not come.
+    """
+    args = ["install", release, str(chart), "--namespace", namespace, "--create-namespace"]
+    args += ["--kubeconfig", str(kubeconfig)]
+    if skip_crds:
+        args.append("--skip-crds")
+    for key, value in (values or {}).items():
+        args += ["--set", f"{key}={value}"]
+    return run_helm(helm, args)
+
+
+def uninstall(
+    helm: Path, kubeconfig: Path, *, release: str = RELEASE, namespace: str = NAMESPACE
+) -> str:
+    """``helm uninstall`` the release; return helm's report."""
+    args = ["uninstall", release, "--namespace", namespace, "--kubeconfig", str(kubeconfig)]
     return run_helm(helm, args)

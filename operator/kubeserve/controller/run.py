@@ -2,7 +2,11 @@
 
 Credentials come from the in-cluster ServiceAccount, else from KUBECONFIG (or
 ``--kubeconfig``), so the same command runs in a pod and on a laptop against the local
-control plane. kopf is configured to observe only: no peering objects, no CRD scans,
+control plane. In a pod the API server is the address in ``KUBERNETES_SERVICE_HOST`` /
+``_PORT``, as client-go and the kubernetes client find it, never the DNS name
+``kubernetes.default.svc`` that kopf's own service-account login names: that name needs
+cluster DNS, which a cluster may lack (the local real node has none) or not yet serve.
+kopf is configured to observe only: no peering objects, no CRD scans,
 no annotations on the user's objects.
 """
 
@@ -10,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +37,17 @@ def api_client(kubeconfig: str | None) -> client.ApiClient:
         kube_config.load_incluster_config()
         return client.ApiClient()
     return kube_config.new_client_from_config(config_file=kubeconfig)
+
+
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """Return the API server URL a pod's environment names (None outside a pod).
+
+    An IPv6 host gets brackets, as in client-go's ``rest.InClusterConfig``.
+    """
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,11 +140,11 @@ def _configure(registry: kopf.OperatorRegistry, kubeconfig: str | None) -> None:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         if kubeconfig is not None:
             os.environ["KUBECONFIG"] = kubeconfig
-        return (
-            kopf.login_with_kubeconfig(**kwargs)
-            if not os.environ.get("KUBERNETES_SERVICE_HOST") or kubeconfig
-            else kopf.login_with_service_account(**kwargs)
-        )
+        server = in_cluster_server(os.environ)
+        if server is None or kubeconfig:
+            return kopf.login_with_kubeconfig(**kwargs)
+        info = kopf.login_with_service_account(**kwargs)  # token, CA and namespace files
+        return None if info is None else dataclasses.replace(info, server=server)
 
     kopf.on.login(registry=registry)(login)
 
