@@ -46,7 +46,7 @@ def documents(stream: TextIO, source: str) -> Iterator[dict[str, Any]]:
     """The non-empty YAML documents of a stream, each checked to be an InferenceService."""
     import yaml
 
-    from kubeserve.api.v1alpha1 import API_VERSION, KIND
+    from kubeserve_runtime.contract import API_VERSION, KIND
 
     try:
         docs = [d for d in yaml.safe_load_all(stream) if d is not None]

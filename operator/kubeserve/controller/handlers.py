@@ -18,9 +18,9 @@ from typing import Any
 
 import kopf
 
-from kubeserve.controller.kube import GROUP, PLURAL, VERSION
-from kubeserve.controller.state import CHILD_KINDS, ISVC_LABEL, ChildKind, Controller
+from kubeserve.controller.state import CHILD_KINDS, ChildKind, Controller
 from kubeserve.controller.workqueue import WorkQueue
+from kubeserve_runtime.contract import GROUP, LABEL_ISVC, PLURAL, VERSION
 
 
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,10 +66,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 def _register_child(
     registry: kopf.OperatorRegistry, controller: Controller, child: ChildKind
 ) -> None:
-    labels = {ISVC_LABEL: kopf.PRESENT}
+    labels = {LABEL_ISVC: kopf.PRESENT}
 
     def index_child(**kwargs: Any) -> object:
-        key = (kwargs["namespace"], kwargs["labels"][ISVC_LABEL])
+        key = (kwargs["namespace"], kwargs["labels"][LABEL_ISVC])
         return {key: _snapshot(kwargs["body"])}
 
     kopf.index(
@@ -83,7 +83,7 @@ def _register_child(
 
     async def on_child(**kwargs: Any) -> None:
         controller.bind(kwargs)
-        controller.child_event((kwargs["namespace"], kwargs["labels"][ISVC_LABEL]))
+        controller.child_event((kwargs["namespace"], kwargs["labels"][LABEL_ISVC]))
 
     kopf.on.event(
         child.group,

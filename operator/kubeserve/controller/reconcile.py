@@ -42,12 +42,9 @@ from kubeserve.rollout.decision import (
     metrics_request,
 )
 from kubeserve.rollout.state import RolloutState
+from kubeserve_runtime.contract import LABEL_COMPONENT, LABEL_REVISION, LABEL_VARIANT
 
 logger = logging.getLogger(__name__)
-
-COMPONENT_LABEL = "serving.kubeserve.io/variant"
-REVISION_LABEL = "serving.kubeserve.io/revision"
-COMPONENT_NAME_LABEL = "app.kubernetes.io/component"
 
 ObjectKey = tuple[str, str, str]
 """(apiVersion, kind, name) of a child in the InferenceService's namespace."""
@@ -92,7 +89,7 @@ def observe_workloads(
         if obj.get("kind") != "Deployment":
             continue
         labels = obj["metadata"].get("labels") or {}
-        key = (labels.get(COMPONENT_LABEL, ""), labels.get(REVISION_LABEL, ""))
+        key = (labels.get(LABEL_VARIANT, ""), labels.get(LABEL_REVISION, ""))
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         wanted = int(spec.get("replicas", 1))
@@ -164,7 +161,7 @@ def unwanted(
         if okey not in wanted
         and not (
             keep_routes
-            and (live[okey].get("metadata", {}).get("labels") or {}).get(COMPONENT_NAME_LABEL)
+            and (live[okey].get("metadata", {}).get("labels") or {}).get(LABEL_COMPONENT)
             == ROUTE_COMPONENT
         )
     ]

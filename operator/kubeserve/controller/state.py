@@ -16,8 +16,6 @@ from kubeserve.controller.workqueue import Key, WorkQueue
 
 logger = logging.getLogger(__name__)
 
-ISVC_LABEL = "serving.kubeserve.io/inferenceservice"
-
 
 @dataclass(frozen=True)
 class ChildKind:
