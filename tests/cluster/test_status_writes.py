@@ -27,7 +27,7 @@ from kubeserve.config import OperatorConfig
 from kubeserve.controller.kube import Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.reconcile import Reconciler
-from kubeserve.controller.state import CHILD_KINDS, Controller
+from kubeserve.controller.state import CHILD_KINDS, ISVC_INDEX, Controller
 from kubeserve.controller.watching import condition
 from kubeserve.rollout.revision import revision_hash
 from kubeserve_runtime.contract import GROUP, KIND, LABEL_ISVC, VERSION
@@ -58,7 +58,7 @@ def snapshot(api: client.ApiClient, namespace: str) -> dict[str, Index]:
             index.setdefault((namespace, key(obj)), []).append(obj)
         return index
 
-    indices = {"isvc_index": listed(f"{GROUP}/{VERSION}", KIND, lambda o: o["metadata"]["name"])}
+    indices = {ISVC_INDEX: listed(f"{GROUP}/{VERSION}", KIND, lambda o: o["metadata"]["name"])}
     for child in CHILD_KINDS:
         indices[child.index_id] = listed(
             child.api_version, child.kind, lambda o: o["metadata"]["labels"][LABEL_ISVC]
@@ -70,7 +70,7 @@ def reconcile_once(kube: Kube, indices: dict[str, Index], key: tuple[str, str]) 
     """One pass of a fresh reconciler (a restarted operator) over `indices`."""
     reconciler = Reconciler(kube=kube, config=OperatorConfig(), metrics=OperatorMetrics())
     controller = Controller(reconcile=reconciler.reconcile)
-    controller.indices = dict(indices)
+    controller.attach(indices)
     return asyncio.run(reconciler.reconcile(controller, key))
 
 
