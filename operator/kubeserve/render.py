@@ -74,18 +74,18 @@ def render_object(
 
     from kubeserve.api.v1alpha1 import InferenceService
     from kubeserve.builders import RouteUnsupported, build_children
-    from kubeserve.rollout.decision import Observed, decide
+    from kubeserve.rollout.decision import Observed, Policy, decide
     from kubeserve.rollout.state import RolloutState
 
     name = (obj.get("metadata") or {}).get("name", "?")
     try:
-        InferenceService.model_validate(obj)
+        isvc = InferenceService.model_validate(obj)
     except ValidationError as exc:
         raise RenderError(f"InferenceService {name!r} is invalid:\n{describe(exc)}") from exc
     state = RolloutState.from_status(obj.get("status"))
-    decision = decide(obj["spec"], state, Observed(), now)
+    decision = decide(Policy.from_spec(obj["spec"]), state, Observed(), now)
     try:
-        return build_children(obj, decision.plan, decision.predictors, config)
+        return build_children(isvc, decision.plan, decision.predictors, config)
     except RouteUnsupported as exc:
         raise RenderError(f"InferenceService {name!r}: route not expressible: {exc}") from exc
 
