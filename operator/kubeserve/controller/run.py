@@ -8,6 +8,11 @@ control plane. In a pod the API server is the address in ``KUBERNETES_SERVICE_HO
 cluster DNS, which a cluster may lack (the local real node has none) or not yet serve.
 kopf is configured to observe only: no peering objects, no CRD scans,
 no annotations on the user's objects.
+
+kopf, the Kubernetes client and the controller modules are imported inside
+:func:`run` and :func:`register`, not at the top: the ``kubeserve`` CLI registers
+every subcommand at start, and ``kubeserve render`` or ``--help`` should not pay for
+(or need) the operator's dependencies. The reconcile pass itself imports at the top.
 """
 
 from __future__ import annotations
