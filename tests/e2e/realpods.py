@@ -26,14 +26,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from kubeserve.chart import helm
 from kubeserve.devcluster import build, session
+from kubeserve.devcluster.gateway import GATEWAY_NAMESPACE
 from kubeserve.devcluster.session import RealNodeSession
 from kubeserve.images import catalog, containerd
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 RELEASE_NAMESPACE = "kubeserve-system"
-GATEWAY_NAMESPACE = "kubeserve-gateway"
-"""Where the Gateway ``kubeserve`` lives (kubeserve.devcluster.gateway)."""
 OPERATOR_READY_TIMEOUT = 240.0
 ISVC_READY_TIMEOUT = 300.0
 SECRET = "model-store"
@@ -226,6 +225,13 @@ class Example:
         """Return the InferenceService (and model) name."""
         return str(self.isvc["metadata"]["name"])
 
+    def match_headers(self, variant: str) -> dict[str, str]:
+        """Return the headers isvc.yaml's ``match`` of ``variant`` routes to it."""
+        for item in self.isvc["spec"].get("variants") or []:
+            if item["name"] == variant:
+                return dict(item.get("match", {}).get("headers", {}))
+        raise KeyError(variant)
+
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
@@ -351,25 +357,30 @@ def check_outputs(answer: Mapping[str, Any], wanted: Sequence[Tensor]) -> None:
             assert got["data"] == tensor.data, (tensor.name, got)
 
 
-def v2_infer(base: str, model: str, component: Component, **headers: str) -> dict[str, Any]:
+def v2_infer(
+    base: str, model: str, component: Component, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """POST a V2 REST infer request; return the answer after checking it."""
     body = {"inputs": [t.request() for t in component.inputs]}
-    response = httpx.post(f"{base}/v2/models/{model}/infer", json=body, headers=headers, timeout=30)
+    url = f"{base}/v2/models/{model}/infer"
+    response = httpx.post(url, json=body, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     check_outputs(answer, component.outputs)
     return answer
 
 
-def v1_predict(base: str, model: str, component: Component) -> None:
+def v1_predict(
+    base: str, model: str, component: Component, headers: Mapping[str, str] | None = None
+) -> None:
     """POST a V1 ``:predict`` request; check the predictions against the first output.
 
     One output gives plain predictions; several give one object per row, keyed by output.
     """
     assert component.v1_instances is not None
-    response = httpx.post(
-        f"{base}/v1/models/{model}:predict", json={"instances": component.v1_instances}, timeout=30
-    )
+    body = {"instances": component.v1_instances}
+    url = f"{base}/v1/models/{model}:predict"
+    response = httpx.post(url, json=body, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     first = component.outputs[0]
