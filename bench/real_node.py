@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from kubeserve.controller.process import OperatorProcess
 from kubeserve.devcluster import gateway, session
 from kubeserve.devcluster.containerd import PAUSE_IMAGE
 from kubeserve.images import catalog
+from soak import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 IRIS = Path(__file__).resolve().parents[1] / "examples" / "01-sklearn-iris"
@@ -60,22 +60,6 @@ BODY = {
 POLL = 0.1
 TIMEOUT = 300.0
 SECRET = "iris-storage"
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, OS, Python and the load when measured."""
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpu_model": cpu,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()],
-    }
 
 
 def until(check: Callable[[], bool], what: str) -> float:
@@ -333,14 +317,14 @@ def main() -> int:
         print("no real node on this host: " + "; ".join(reasons), file=sys.stderr)
         return 1
     runtime = catalog.build_image("runtime", log=print).reference  # the node imports it
-    machine = machine_info()
+    machine_now = machine()
     with tempfile.TemporaryDirectory(prefix="kubeserve-bench-") as tmp:
         work = Path(tmp)
         with session.real_node(work / "node") as real:
             results = measure(real, work, runtime, args.runs, args.requests)
     data = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine,
+        "machine": machine_now,
         "runs": args.runs,
         **results,
     }
