@@ -112,6 +112,20 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[cl
     return ready
 
 
+def serving(base: str) -> None:
+    """Raise NotYet until ``base`` answers /v2/health/ready with 200.
+
+    An InferenceService is Ready when its pods are; its Service carries requests once
+    kube-proxy has written the endpoints into the node's rules, a moment later.
+    """
+    try:
+        answer = httpx.get(f"{base}/v2/health/ready", timeout=5)
+    except httpx.TransportError as exc:
+        raise NotYet(f"{base}: {exc!r}") from exc
+    if answer.status_code != 200:
+        raise NotYet(f"{base}: HTTP {answer.status_code} {answer.text}")
+
+
 @dataclass(frozen=True)
 class OperatorRelease:
     """The operator as ``helm install`` of the repository's chart runs it."""

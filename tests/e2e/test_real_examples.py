@@ -13,6 +13,8 @@ status. The split of weighted traffic is measured by the rollout tests, not here
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from kubeserve.controller.watching import is_ready, wait_isvc
 from kubeserve.devcluster.session import RealNodeSession
 from kubeserve_runtime.contract import GROUP, PLURAL, VERSION
 
+SERVICE_TIMEOUT = 120.0
+"""kube-proxy writes a Ready pod's endpoint into the node's rules shortly after."""
 ROUTE_TIMEOUT = 90.0
 """Traefik programs a new HTTPRoute a few seconds after the operator writes it."""
 
@@ -89,6 +93,16 @@ def deployed(
                 name = component.service.format(rev=realpods.revision_of(isvc, component.variant))
                 service = core.read_namespaced_service(name, namespace)
                 services[component.variant] = str(service.spec.cluster_ip)
+                base = f"http://{service.spec.cluster_ip}:{realpods.HTTP_PORT}"
+                start = time.monotonic()
+                try:
+                    realpods.eventually(functools.partial(realpods.serving, base), SERVICE_TIMEOUT)
+                except realpods.NotYet as exc:
+                    selector = f"serving.kubeserve.io/inferenceservice={example.name}"
+                    pods = realpods.pod_report(core, namespace, selector)
+                    raise AssertionError(f"{name} never answered: {exc}\n{pods}") from exc
+                waited = time.monotonic() - start
+                print(f"{namespace}/{name}: Ready -> its Service answers in {waited:.1f}s")
         finally:
             api.close()
         yield Deployed(example, namespace, isvc, services)
