@@ -26,6 +26,10 @@ NAMES = ("pause", "runtime", "operator")
 DOCKERFILES = {"runtime": "serving_image/Dockerfile", "operator": "operator/Dockerfile"}
 """The one definition of each Python image, shared with ``docker build``."""
 
+ROOTFS_LAYER = {"keep_owner": True, "keep_mtime": True}
+"""How the three rootfs folders become layers: owners (uid 1000 files) and mtimes (valid
+``.pyc`` files) kept; see :mod:`kubeserve.images.archive`."""
+
 
 @dataclass(frozen=True)
 class Built:
@@ -123,7 +127,7 @@ def plan(name: str, root: Path | None = None) -> Plan:
     deps = venv.deps_key(base, root, spec)
     app = venv.app_key(deps, root, spec)
     ref = reference(name, root)
-    image = store.key("image", app, spec.config.document(), ref)
+    image = store.key("image", app, spec.config.document(), ref, ROOTFS_LAYER)
     return Plan(name, root, spec, ref, release, base, deps, app, image)
 
 
@@ -172,7 +176,7 @@ def build_python_image(name: str, log: Log) -> Built:
         log(f"writing {todo.archive.name}")
         writing = time.monotonic()
         layers = [
-            archive.Layer(path, keep_owner=True) for path in (base, todo.deps_dir, todo.app_dir)
+            archive.Layer(path, **ROOTFS_LAYER) for path in (base, todo.deps_dir, todo.app_dir)
         ]
         archive.write_archive(todo.archive, todo.reference, layers, todo.spec.config)
         steps["archive"] = time.monotonic() - writing
