@@ -24,6 +24,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 
+from kubeserve.cli import main
 from kubeserve.images import archive, catalog, containerd, pause, recipe, venv
 from kubeserve.local.ports import free_port
 
@@ -358,3 +359,19 @@ def test_operator_starts_read_only_as_uid_1000(
     )
     assert out.splitlines()[0] == "1000"
     assert "usage: kubeserve run" in out
+
+
+@pytest.mark.slow
+def test_cli_builds_then_imports_by_name(
+    pause_image: catalog.Built, throwaway_containerd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kubeserve image build pause` says cached; `image import pause` finds its archive."""
+    assert main(["image", "build", "pause"]) == 0
+    assert "cached" in capsys.readouterr().out
+    assert main(["image", "import", "--address", str(throwaway_containerd), "pause"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"imported {pause.REFERENCE} from {pause_image.path}"
+    )
+    missing = str(pause_image.path.with_name("nonesuch.tar"))
+    assert main(["image", "import", "--address", str(throwaway_containerd), missing]) == 1
+    assert "no archive" in capsys.readouterr().err
