@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kubeserve.cli import main
 from kubeserve.devcluster import host
 
 FILESYSTEMS = "nodev\tsysfs\nnodev\toverlay\n\text4\n"
@@ -67,8 +68,6 @@ def test_prepare_host_does_nothing_when_everything_is_there() -> None:
 )
 def test_prepare_host_command_on_a_prepared_host(capsys: pytest.CaptureFixture[str]) -> None:
     """The command says nothing was installed and lists exactly host_support()'s reasons."""
-    from kubeserve.cli import main
-
     assert main(["cluster", "prepare-host"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == "every package is already installed"
