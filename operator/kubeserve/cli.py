@@ -39,6 +39,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubeserve.chart.commands", "dev", ("manifests",)),
     ("kubeserve.controller.run", "operator", ("run",)),
     ("kubeserve.devcluster.cli", "dev", ("cluster",)),
+    ("kubeserve.images.commands", "dev", ("image",)),
     ("kubeserve.local.commands", "runtime", ("local",)),
     ("kubeserve.render", "operator", ("render",)),
 )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubeserve.devcluster import build, controlplane, versions
+from kubeserve.devcluster import build, controlplane, host, versions
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands.add_parser(
         "env", help='print PATH/KUBECONFIG exports: eval "$(kubeserve cluster env)"'
     ).set_defaults(handler=_guard(_env))
+    commands.add_parser(
+        "prepare-host",
+        help="install the Debian packages a real kubelet node needs (root; skips when present)",
+    ).set_defaults(handler=_guard(_prepare_host))
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -67,7 +71,7 @@ def _guard(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (build.BuildError, controlplane.ClusterError) as exc:
+        except (build.BuildError, controlplane.ClusterError, host.HostError) as exc:
             print(f"kubeserve cluster: {exc}", file=sys.stderr)
             return 1
 
@@ -126,4 +130,22 @@ def _env(_: argparse.Namespace) -> int:
     cluster = controlplane.Cluster.load(controlplane.state_dir())
     if cluster is not None:
         print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
+    return 0
+
+
+def _prepare_host(_: argparse.Namespace) -> int:
+    """Install what a real node needs, then list what still stops one here.
+
+    Exit status 0 even then: the real-node tests skip with these same reasons, and a CI
+    host that cannot run a node should still run everything else.
+    """
+    started = time.monotonic()
+    installed = host.prepare_host(log=lambda line: print(f"# {line}", file=sys.stderr))
+    if installed:
+        print(f"installed {' '.join(installed)} in {controlplane.elapsed(started)}")
+    else:
+        print("every package is already installed")
+    problems = host.host_support()
+    for problem in problems:
+        print(f"a real node cannot run here: {problem}", file=sys.stderr)
     return 0
