@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "01-sklearn-iris"
 ISVC_NAME = "iris"
@@ -200,7 +202,7 @@ class Demo:
             "--model-uri",
             self.model_dir.resolve().as_uri(),
             "--port",
-            "8080" if _free(8080, 8081, 8082) else "0",
+            str(HTTP_PORT) if _free(HTTP_PORT, GRPC_PORT, METRICS_PORT) else "0",
         ]
         show(["kubeserve", "local", *args])
         local = LocalProcess(*args, echo=lambda line: print(f"    {line}", flush=True))
