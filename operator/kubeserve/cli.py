@@ -38,7 +38,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubeserve.api.commands", "operator", ("crds",)),
     ("kubeserve.chart.commands", "dev", ("manifests",)),
     ("kubeserve.controller.run", "operator", ("run",)),
-    ("kubeserve.devcluster.cli", "dev", ("cluster",)),
+    ("kubeserve.devcluster.cli", "demo", ("cluster",)),
     ("kubeserve.local.commands", "runtime", ("local",)),
     ("kubeserve.render", "operator", ("render",)),
 )
