@@ -38,6 +38,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubeserve.api.commands", "operator", ("crds",)),
     ("kubeserve.chart.commands", "dev", ("manifests",)),
     ("kubeserve.controller.run", "operator", ("run",)),
+    ("kubeserve.convert.commands", "operator", ("convert",)),
     ("kubeserve.devcluster.cli", "demo", ("cluster",)),
     ("kubeserve.local.commands", "runtime", ("local",)),
     ("kubeserve.render", "operator", ("render",)),
