@@ -18,14 +18,14 @@ $(VENV)/bin/python:
 # Figures measured on a fresh clone (see README, "Quickstart"); they are said before the wait.
 $(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "==> installing kubeserve[demo] into $(VENV): the operator, the serving runtime and"
-	@echo "    scikit-learn (about 1 GB; a few minutes with an empty pip cache)"
+	@echo "    scikit-learn (about 580 MB; about 3 minutes with an empty pip cache)"
 	$(PIP_INSTALL) -e '.[demo]'
 	touch $@
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "==> installing kubeserve[dev] into $(VENV): every model format (PyTorch with its CUDA"
 	@echo "    libraries), KServe, tritonclient, moto, schemathesis, matplotlib, lint and type"
-	@echo "    checkers (about 7 GB; 10-25 minutes with an empty pip cache)"
+	@echo "    checkers (about 7 GB; about 7 minutes with an empty pip cache on a fast network)"
 	$(PIP_INSTALL) -e '.[dev]'
 	touch $@ $(DEMO_STAMP)
 
