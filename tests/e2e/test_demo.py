@@ -104,7 +104,8 @@ def test_demo_on_a_real_node_predicts_from_a_pod_and_splits_a_canary(tmp_path: P
     total = nodedemo.CANARY_REQUESTS
     assert set(counts) == {"stable", "canary"}, out
     assert counts["stable"] + counts["canary"] == total
-    # Traefik's weighted round robin over 50 sequential requests at 90/10 gives 45/5
-    # exactly; the demo only promises that both revisions answered, in that proportion.
-    assert counts["canary"] == total * nodedemo.CANARY_PERCENT // 100, out
+    # Traefik's weighted round robin spaces the canary's turns evenly (one in ten at
+    # 90/10), so any 50 sequential requests hold 5 canary answers, give or take the one
+    # turn the window can cut at either end.
+    assert abs(counts["canary"] - total * nodedemo.CANARY_PERCENT // 100) <= 1, out
     assert down.returncode == 0, down.stdout + down.stderr
