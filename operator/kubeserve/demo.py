@@ -87,6 +87,7 @@ class Demo:
         self.namespace = os.environ.get("KUBESERVE_DEMO_NAMESPACE", "kubeserve-demo")
         self.kubeconfig = Path()
         self.external = False
+        self.on_real_node = False
         self.kubectl = ""
 
     def cluster(self) -> None:
@@ -259,6 +260,7 @@ class Demo:
         from kubeserve.devcluster.modelstore import ModelStore
 
         step("a real kubelet node on this machine (kubeserve cluster up --real-node)")
+        self.on_real_node = True
         with nodedemo.real_node(lambda line: print(f"    {line}", flush=True)) as (real, gw):
             self.kubeconfig, self.kubectl = real.kubeconfig, str(build.binary("kubectl"))
             print(f"    Gateway {gw.url}; export KUBECONFIG={real.kubeconfig}", flush=True)
@@ -302,6 +304,8 @@ class Demo:
                 )
                 obj = self.wait_for("the canary's pods", _canary_ready)
                 host = nodedemo.host_header(obj)
+                canary_hash = obj["status"]["revisions"]["canary"]["hash"]
+                nodedemo.await_version(gw.url, host, ISVC_NAME, _v2_body(), canary_hash)
                 counts = nodedemo.count_versions(
                     gw.url, host, ISVC_NAME, _v2_body(), nodedemo.CANARY_REQUESTS
                 )
@@ -327,24 +331,43 @@ class Demo:
         v1_body = {"instances": [FLOWER]}
         url = f"http://{ip}:8080"
         show(["curl", "-s", f"{url}/v1/models/{ISVC_NAME}:predict", "-d", json.dumps(v1_body)])
-        v1 = httpx.post(f"{url}/v1/models/{ISVC_NAME}:predict", json=v1_body, timeout=10)
-        v1.raise_for_status()
+        from kubeserve import nodedemo
+
+        # Ready means the pod is ready; kube-proxy writes the Service's rules a moment
+        # later, and Traefik loads a new route on its next sync: both answers are awaited.
+        v1 = nodedemo.answered(
+            lambda: httpx.post(f"{url}/v1/models/{ISVC_NAME}:predict", json=v1_body, timeout=10)
+        )
         indent(v1.text)
         label = int(v1.json()["predictions"][0])
         print(f"    prediction: class {label} = {SPECIES[label]}", flush=True)
-        from kubeserve import nodedemo
 
         host = nodedemo.host_header(obj)
         step(f"the same through the Gateway (Host: {host})")
         path = f"/v2/models/{ISVC_NAME}/infer"
         show(["curl", "-s", "-H", f"Host: {host}", f"{gateway_url}{path}", "-d", "..."])
-        v2 = httpx.post(f"{gateway_url}{path}", json=_v2_body(), headers={"Host": host}, timeout=10)
-        v2.raise_for_status()
+        v2 = nodedemo.answered(
+            lambda: httpx.post(
+                f"{gateway_url}{path}", json=_v2_body(), headers={"Host": host}, timeout=10
+            )
+        )
         indent(v2.text)
 
     def farewell(self) -> None:
         """Say what is still running and how to stop it."""
         step("done")
+        if self.on_real_node:
+            print(
+                "The operator and the S3 model store are stopped (a pod that restarts now "
+                "cannot fetch its model).\nThe real node, its control plane and the Gateway "
+                "keep running. Look around:\n"
+                f'  eval "$({cli_path("kubeserve")} cluster env)"\n'
+                f"  kubectl get isvc,pods -n {self.namespace} -o wide\n"
+                "Stop everything and restore the host (links, firewall chains, sysctls):\n"
+                f"  {cli_path('kubeserve')} cluster down",
+                flush=True,
+            )
+            return
         print("The operator and the local runtime are stopped.", flush=True)
         if self.external:
             print(

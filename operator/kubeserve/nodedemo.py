@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 if TYPE_CHECKING:
     from kubeserve.devcluster.gateway import Gateway
@@ -107,6 +108,67 @@ def host_header(isvc: dict[str, Any]) -> str:
     """Return the host name the Gateway routes to this InferenceService."""
     url: str = isvc["status"]["url"]
     return httpx.URL(url).host
+
+
+ROUTE_TIMEOUT = 60.0
+"""Seconds to wait for kube-proxy or Traefik to route to a pod that is already Ready."""
+
+
+class _NotRouted(Exception):
+    """The Service or the Gateway does not route to the pod yet."""
+
+
+def answered(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """Return the first 2xx answer of ``send``; retry while nothing routes to the pod yet.
+
+    Connection refused (no Service rule yet) and 404/503 from the Gateway (route or
+    endpoints not loaded yet) are retried up to ROUTE_TIMEOUT; any other answer is final.
+    """
+
+    def attempt() -> httpx.Response:
+        try:
+            answer = send()
+        except httpx.ConnectError as exc:
+            raise _NotRouted(str(exc)) from exc
+        if answer.status_code in (404, 503):
+            raise _NotRouted(f"HTTP {answer.status_code}: {answer.text[:200]}")
+        answer.raise_for_status()
+        return answer
+
+    retrying = Retrying(
+        stop=stop_after_delay(ROUTE_TIMEOUT),
+        wait=wait_fixed(0.2),
+        retry=retry_if_exception_type(_NotRouted),
+        reraise=True,
+    )
+    return retrying(attempt)
+
+
+def await_version(
+    gateway_url: str, host: str, model: str, body: dict[str, Any], version: str
+) -> int:
+    """Send predictions through the Gateway until one comes from ``version``; return how many.
+
+    A canary's pod can be Ready before Traefik has loaded the new weights and endpoints;
+    counting the split starts only once the canary has answered.
+    """
+    sent = 0
+
+    def attempt() -> None:
+        nonlocal sent
+        with httpx.Client(base_url=gateway_url, headers={"Host": host}, timeout=10) as http:
+            sent += 1
+            answer = answered(lambda: http.post(f"/v2/models/{model}/infer", json=body))
+        if answer.json()["model_version"] != version:
+            raise _NotRouted(f"answered by {answer.json()['model_version']}")
+
+    Retrying(
+        stop=stop_after_delay(ROUTE_TIMEOUT),
+        wait=wait_fixed(0.05),
+        retry=retry_if_exception_type(_NotRouted),
+        reraise=True,
+    )(attempt)
+    return sent
 
 
 def count_versions(

@@ -25,12 +25,14 @@ PACKAGES: Mapping[str, tuple[str, ...]] = {
     "containernetworking-plugins": (str(CNI_DIR / "bridge"), str(CNI_DIR / "host-local")),
     "iptables": ("iptables",),
     "conntrack": ("conntrack",),
+    "nftables": ("nft",),
     "debootstrap": ("debootstrap",),
     "skopeo": ("skopeo",),
 }
 """Debian package -> the programs it provides that kubeserve uses (a path or a PATH name).
 
-debootstrap builds the image base; skopeo is the independent archive reader of the tests.
+debootstrap builds the image base; skopeo is the independent archive reader of the tests;
+nft lets ``cluster down`` delete the empty nftables tables iptables-nft leaves behind.
 """
 
 NODE_PACKAGES = (
@@ -39,6 +41,7 @@ NODE_PACKAGES = (
     "containernetworking-plugins",
     "iptables",
     "conntrack",
+    "nftables",
 )
 """The packages a node cannot run without (the others build or check images)."""
 
