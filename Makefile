@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit bench bench-operator clean grpc-stubs
+.PHONY: setup setup-node demo test lint unit bench bench-operator clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 
 ## setup: create .venv and install kubeserve with every extra needed for tests and the demo
 setup: $(STAMP)
+
+## setup-node: (root) Debian packages, the node binaries and the images a real kubelet node runs
+setup-node: setup
+	$(BIN)/kubeserve cluster prepare-host
+	$(BIN)/kubeserve cluster build --real-node
+	$(BIN)/kubeserve image build pause runtime operator
 
 ## demo: set up, then run the end-to-end demo and say what it did
 demo: setup

@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import tarfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
-from kubeserve.images import archive, catalog, containerd, pause
+from kubeserve.images import archive, catalog, containerd, pause, recipe, venv
 
 SKOPEO = shutil.which("skopeo")
 CONTAINERD = shutil.which("containerd")
@@ -139,3 +141,214 @@ def test_containerd_imports_pause_by_name(
     info = containerd.ctr(throwaway_containerd, "images", "check")
     line = next(row for row in info.splitlines() if row.startswith(pause.REFERENCE))
     assert "complete" in line
+
+
+# --- the runtime and operator images (root, debootstrap, network on a cold cache) ---------
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = {
+    "runtime": ROOT / "serving_image" / "Dockerfile",
+    "operator": ROOT / "operator" / "Dockerfile",
+}
+READY_SECONDS = 120
+
+
+@pytest.fixture(scope="session")
+def python_images() -> dict[str, catalog.Built]:
+    """The runtime and operator images, built once per session (cached across sessions).
+
+    Cold: debootstrap plus two pip installs, about a minute and a half here; warm: none.
+    """
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        pytest.skip("building the runtime/operator images needs root and debootstrap")
+    return {name: catalog.build_image(name, log=lambda _: None) for name in DOCKERFILES}
+
+
+def _dockerfile_final_stage(path: Path) -> dict[str, object]:
+    """The final stage read straight from dockerfile-parse, not through the image builder."""
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(str(path), env_replace=True, parent_env={"PATH": "$PATH"})
+    final: dict[str, str] = {}
+    args: dict[str, str] = {}
+    for item in parser.structure:
+        if item["instruction"] == "FROM":
+            final = {}
+        elif item["instruction"] == "ARG" and "=" in item["value"]:
+            name, _, value = item["value"].partition("=")
+            args[name] = value
+        elif item["instruction"] != "COMMENT":
+            final[item["instruction"]] = item["value"]
+    return {
+        "env": parser.envs,
+        "user": final["USER"],
+        "workdir": final["WORKDIR"],
+        "entrypoint": json.loads(final["ENTRYPOINT"]),
+        "cmd": json.loads(final["CMD"]) if "CMD" in final else None,
+        "ports": {f"{p}/tcp": {} for p in final["EXPOSE"].split()} if "EXPOSE" in final else None,
+        "extras": args.get("EXTRAS"),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_image_config_agrees_with_its_dockerfile(
+    python_images: dict[str, catalog.Built], name: str
+) -> None:
+    """skopeo's view of the built config equals the Dockerfile's final stage, and the venv
+    holds the Dockerfile's extras (and, for the runtime, no kopf or Kubernetes client)."""
+    built = python_images[name]
+    expected = _dockerfile_final_stage(DOCKERFILES[name])
+    config = _skopeo("--config", f"oci-archive:{built.path}")["config"]
+    assert isinstance(config, dict)
+    env = dict(line.split("=", 1) for line in config["Env"])
+    image_path = env.pop("PATH")
+    dockerfile_env = dict(expected["env"])  # type: ignore[call-overload]
+    assert image_path == dockerfile_env.pop("PATH").replace("$PATH", recipe.BASE_PATH)
+    assert env == dockerfile_env
+    assert config["User"] == expected["user"]
+    assert config["WorkingDir"] == expected["workdir"]
+    assert config["Entrypoint"] == expected["entrypoint"]
+    assert config.get("Cmd") == expected["cmd"]
+    assert config.get("ExposedPorts") == expected["ports"]
+    assert built.reference == catalog.reference(name, ROOT)
+    installed = {
+        m.name.split("/")[-1].split("-")[0].lower().replace("_", "-")
+        for layer in archive.read_archive(built.path).layers
+        for m in layer
+        if m.name.endswith(".dist-info") and "/site-packages/" in m.name
+    }
+    extras = ["runtime", *str(expected["extras"]).split(",")] if name == "runtime" else ["operator"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = {
+        Requirement(line).name.lower().replace("_", "-")
+        for line in venv.requirements(pyproject, extras)
+        if _applies(Requirement(line))
+    }
+    assert wanted <= installed, wanted - installed
+    assert "kubeserve" in installed
+    if name == "runtime":
+        assert not {"kopf", "kubernetes"} & installed
+
+
+def _applies(requirement: Requirement) -> bool:
+    """Whether a requirement's marker holds here (the image is this machine's platform)."""
+    return requirement.marker is None or requirement.marker.evaluate()
+
+
+def _ctr_run(socket: Path, image: str, *args: str, mounts: tuple[str, ...] = ()) -> str:
+    """Run a command in a read-only container of ``image`` as its own user; return stdout."""
+    name = f"t{time.monotonic_ns()}"
+    options = [f"--mount={m}" for m in ("type=tmpfs,src=tmpfs,dst=/tmp,options=rw:nosuid", *mounts)]
+    return containerd.ctr(
+        socket, "run", "--rm", "--read-only", "--net-host", *options, image, name, *args
+    )
+
+
+@pytest.mark.slow
+def test_runtime_serves_read_only_as_uid_1000(
+    python_images: dict[str, catalog.Built], throwaway_containerd: Path, tmp_path: Path
+) -> None:
+    """The runtime image trains and serves the iris example with a read-only root, as uid
+    1000, writing only to /tmp (tmpfs) and /mnt/models (owned by 1000)."""
+    built = python_images["runtime"]
+    (name,) = containerd.import_image(throwaway_containerd, built.path)
+    models = tmp_path / "models"
+    models.mkdir()
+    os.chown(models, 1000, 1000)
+    model_mount = f"type=bind,src={models},dst=/mnt/models,options=rbind:rw"
+    examples = f"type=bind,src={ROOT / 'examples'},dst=/examples,options=rbind:ro"
+    identity = _ctr_run(
+        throwaway_containerd, name, "sh", "-c", "id -u; id -g; stat -c %u /mnt/models"
+    )
+    assert identity.split() == ["1000", "1000", "1000"]
+    _ctr_run(
+        throwaway_containerd,
+        name,
+        "python",
+        "/examples/01-sklearn-iris/make_model.py",
+        "--out",
+        "/mnt/models/iris",
+        mounts=(model_mount, examples),
+    )
+    assert (models / "iris" / "model.joblib").stat().st_uid == 1000
+    from kubeserve.local.ports import free_port
+
+    port, grpc, metrics = free_port(), free_port(), free_port()
+    task = f"serve{time.monotonic_ns()}"
+    containerd.ctr(
+        throwaway_containerd,
+        "run",
+        "--detach",
+        "--read-only",
+        "--net-host",
+        "--mount=type=tmpfs,src=tmpfs,dst=/tmp,options=rw:nosuid",
+        f"--mount={model_mount}",
+        name,
+        task,
+        "kubeserve-runtime",
+        "serve",
+        "--model-dir",
+        "/mnt/models/iris",
+        "--model-name",
+        "iris",
+        "--http-port",
+        str(port),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+    )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the runtime never became ready"
+            time.sleep(0.2)
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/models/iris:predict",
+            json={"instances": [[5.1, 3.5, 1.4, 0.2]]},
+        )
+        assert reply.json() == {"predictions": [0]}
+    finally:
+        containerd.ctr(throwaway_containerd, "tasks", "kill", "--signal", "SIGKILL", task)
+        _wait_task_gone(throwaway_containerd, task)
+        containerd.ctr(throwaway_containerd, "containers", "delete", task)
+
+
+def _wait_task_gone(socket: Path, task: str) -> None:
+    """Wait until containerd no longer lists ``task`` as running."""
+    deadline = time.monotonic() + READY_SECONDS
+    while "RUNNING" in next(
+        (
+            row
+            for row in containerd.ctr(socket, "tasks", "list").splitlines()
+            if row.startswith(task)
+        ),
+        "",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_operator_starts_read_only_as_uid_1000(
+    python_images: dict[str, catalog.Built], throwaway_containerd: Path
+) -> None:
+    """The operator image imports its controller with a read-only root, as uid 1000."""
+    (name,) = containerd.import_image(throwaway_containerd, python_images["operator"].path)
+    out = _ctr_run(
+        throwaway_containerd,
+        name,
+        "sh",
+        "-c",
+        "id -u && python -c 'import kopf, kubeserve.controller.run' && kubeserve run --help",
+    )
+    assert out.splitlines()[0] == "1000"
+    assert "usage: kubeserve run" in out

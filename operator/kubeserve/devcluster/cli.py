@@ -181,7 +181,11 @@ def _env(_: argparse.Namespace) -> int:
 
 
 def _prepare_host(_: argparse.Namespace) -> int:
-    """Install what a real node needs, then list what still stops one here."""
+    """Install what a real node needs, then list what still stops one here.
+
+    Exit status 0 even then: the real-node tests skip with these same reasons, and a CI
+    host that cannot run a node should still run everything else.
+    """
     started = time.monotonic()
     installed = host.prepare_host(log=lambda line: print(f"# {line}", file=sys.stderr))
     if installed:
@@ -191,4 +195,4 @@ def _prepare_host(_: argparse.Namespace) -> int:
     problems = host.host_support()
     for problem in problems:
         print(f"a real node cannot run here: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return 0

@@ -8,16 +8,23 @@ asking for an image whose inputs did not change finds the archive and builds not
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubeserve.images import pause, store
+import yaml
+
+import kubeserve
+from kubeserve.images import archive, pause, recipe, rootfs, store, venv
 
 Log = Callable[[str], None]
 
 NAMES = ("pause", "runtime", "operator")
+
+DOCKERFILES = {"runtime": "serving_image/Dockerfile", "operator": "operator/Dockerfile"}
+"""The one definition of each Python image, shared with ``docker build``."""
 
 
 @dataclass(frozen=True)
@@ -52,15 +59,136 @@ def build_pause(log: Log) -> Built:
     return Built("pause", target, pause.REFERENCE, False, spent, {"pause": spent})
 
 
+def source_root() -> Path:
+    """Return the checkout this kubeserve is imported from (the Docker build context)."""
+    root = Path(kubeserve.__file__).resolve().parents[2]
+    if not all((root / path).is_file() for path in DOCKERFILES.values()):
+        raise store.ImageError(
+            f"{root} is not a kubeserve checkout (no Dockerfiles): the runtime and operator "
+            "images are built from the sources, run from a checkout"
+        )
+    return root
+
+
+def reference(name: str, root: Path) -> str:
+    """Return the name the cluster will ask for: what the operator and chart render by default.
+
+    runtime: the operator config's default ``runtime_image``; operator: the chart's
+    ``operator.image.repository`` with its ``tag``, or the chart's appVersion when the tag
+    is empty (templates/_helpers.tpl ``kubeserve.operatorImage``).
+    """
+    if name == "runtime":
+        from kubeserve.config import OperatorConfig
+
+        default: str = OperatorConfig.model_fields["runtime_image"].default
+        return default
+    values = yaml.safe_load((root / "values.yaml").read_text())["operator"]["image"]
+    chart = yaml.safe_load((root / "Chart.yaml").read_text())
+    return f"{values['repository']}:{values['tag'] or chart['appVersion']}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every key and folder of one Python image, computed without building anything."""
+
+    name: str
+    root: Path
+    spec: recipe.Recipe
+    reference: str
+    release: str
+    base: str
+    deps: str
+    app: str
+    image: str
+
+    @property
+    def deps_dir(self) -> Path:
+        return store.images_dir() / f"deps-{self.deps}"
+
+    @property
+    def app_dir(self) -> Path:
+        return store.images_dir() / f"app-{self.name}-{self.app}"
+
+    @property
+    def archive(self) -> Path:
+        return store.archive_path(self.name, self.image)
+
+
+def plan(name: str, root: Path | None = None) -> Plan:
+    """Return the keys of image ``name`` for the current sources."""
+    root = root or source_root()
+    spec = recipe.read_recipe(root / DOCKERFILES[name])
+    release = rootfs.release()
+    base = rootfs.base_key(release)
+    deps = venv.deps_key(base, root, spec)
+    app = venv.app_key(deps, root, spec)
+    ref = reference(name, root)
+    image = store.key("image", app, spec.config.document(), ref)
+    return Plan(name, root, spec, ref, release, base, deps, app, image)
+
+
+def _ensure(folder: Path, build: Callable[[Path], object]) -> float | None:
+    """Build ``folder`` via a ``.partial`` sibling unless it exists; return the seconds."""
+    if folder.is_dir():
+        return None
+    started = time.monotonic()
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    build(partial)
+    partial.rename(folder)
+    return time.monotonic() - started
+
+
+def _prune(current: Plan) -> None:
+    """Remove this image's older archives and app layers (each code change makes new ones)."""
+    for path in store.images_dir().glob(f"{current.name}-*.tar"):
+        if path != current.archive:
+            path.unlink()
+    for path in store.images_dir().glob(f"app-{current.name}-*"):
+        if path != current.app_dir and path.is_dir():
+            shutil.rmtree(path)
+
+
+def build_python_image(name: str, log: Log) -> Built:
+    """Build the runtime or operator image layer by layer, each layer only when missing."""
+    started = time.monotonic()
+    todo = plan(name)
+    steps: dict[str, float] = {}
+    with store.locked():
+        if todo.archive.exists():
+            return Built(name, todo.archive, todo.reference, True, time.monotonic() - started)
+        base, spent = rootfs.ensure_base(todo.release, log)
+        if spent is not None:
+            steps["base"] = spent
+        if not todo.deps_dir.is_dir():
+            log(f"installing {', '.join(todo.spec.extras)} dependencies into {venv.VENV}")
+        spent = _ensure(todo.deps_dir, lambda up: venv.build_deps(base, todo.root, todo.spec, up))
+        if spent is not None:
+            steps["deps"] = spent
+        lowers = [todo.deps_dir, base]
+        spent = _ensure(todo.app_dir, lambda up: venv.build_app(lowers, todo.root, todo.spec, up))
+        if spent is not None:
+            steps["app"] = spent
+        log(f"writing {todo.archive.name}")
+        writing = time.monotonic()
+        layers = [
+            archive.Layer(path, keep_owner=True) for path in (base, todo.deps_dir, todo.app_dir)
+        ]
+        archive.write_archive(todo.archive, todo.reference, layers, todo.spec.config)
+        steps["archive"] = time.monotonic() - writing
+        _prune(todo)
+    return Built(name, todo.archive, todo.reference, False, time.monotonic() - started, steps)
+
+
 def archive_of(name: str) -> Path:
     """Return the archive path image ``name`` has for the current inputs (built or not)."""
     if name == "pause":
         return pause_archive()[1]
-    raise KeyError(name)
+    return plan(name).archive
 
 
 def build_image(name: str, log: Log) -> Built:
     """Build (or find cached) the image called ``name``."""
     if name == "pause":
         return build_pause(log)
-    raise KeyError(name)
+    return build_python_image(name, log)

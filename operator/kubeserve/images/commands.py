@@ -60,6 +60,8 @@ def _build(args: argparse.Namespace) -> int:
         built = catalog.build_image(name, log=lambda line: print(f"  {line}", file=sys.stderr))
         note = "cached" if built.cached else f"built in {built.seconds:.1f}s"
         print(f"{name:10} {note:>16}  {built.reference}  {built.path}")
+        if built.steps:
+            print("           " + ", ".join(f"{k} {v:.1f}s" for k, v in built.steps.items()))
     return 0
 
 
