@@ -11,7 +11,8 @@ from the snapshot taken before (links, netns, mounts, chains, sysctls, cgroups).
 ``node_namespace`` gives a test a fresh namespace on that node; ``runtime_image`` skips a
 test when the serving image was not built (``kubeserve image build runtime``);
 ``lab`` bundles them with an API client (``node_lab.NodeLab``); ``iris_model`` is
-example 01's trained model folder, made once per session.
+example 01's trained model folder, made once per session; ``gateway_url`` is the base URL
+of the node's Gateway (skipped when it runs none).
 
 Every test using it is marked ``realnode``; tests marked ``realnode`` that start a node
 of their own run first, before the session's node exists (one real node per machine).
@@ -107,3 +108,14 @@ def lab(
         yield NodeLab(real_node, node_namespace, api, tmp_path)
     finally:
         api.close()
+
+
+@pytest.fixture
+def gateway_url(real_node: RealNodeSession) -> str:
+    """Return the base URL of the real node's Gateway; skip when it runs none."""
+    gateway = getattr(real_node, "gateway", None)
+    if gateway is None:
+        pytest.skip(
+            "the real node runs no Gateway (Traefik is built by `cluster build --real-node`)"
+        )
+    return str(gateway.url)

@@ -16,13 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from kubeserve.api.v1alpha1 import GROUP, PLURAL, VERSION
 from kubeserve.builders.meta import LABEL_ISVC, LABEL_REVISION
-from kubeserve.builders.pod import HTTP_PORT
+from kubeserve.builders.pod import HTTP_PORT, METRICS_PORT
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, wait_isvc
 from kubeserve.devcluster.gateway import GATEWAY_NAMESPACE
@@ -76,14 +79,14 @@ def revisions(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def stable_revision(obj: dict[str, Any]) -> str | None:
-    """Return the stable revision's name, if any."""
+    """Return the stable revision's hash (the runtime's ``model_version``), if any."""
     stable = revisions(obj).get("stable") or {}
-    name = stable.get("revision")
-    return None if name is None else str(name)
+    found = stable.get("hash")
+    return None if found is None else str(found)
 
 
 def canary(obj: dict[str, Any]) -> dict[str, Any]:
-    """Return status.revisions.canary (empty when there is none)."""
+    """Return status.revisions.canary: ``hash``, ``trafficPercent``, ... (empty: none)."""
     result: dict[str, Any] = revisions(obj).get("canary") or {}
     return result
 
@@ -189,6 +192,22 @@ class NodeLab:
             for address in endpoint.addresses
         }
 
+    def host(self, name: str) -> str:
+        """Return the host of an InferenceService's status.url (the Gateway routes by it)."""
+        url = (self.get(name).get("status") or {}).get("url") or ""
+        host = urlsplit(url).hostname
+        if not host:
+            raise LookupError(f"{name} has no status.url yet")
+        return host
+
+    def route_weights(self, name: str) -> dict[str, int]:
+        """Return Service -> weight of the HTTPRoute's default (last) rule."""
+        route = self.custom.get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", name
+        )
+        rule = route["spec"]["rules"][-1]
+        return {ref["name"]: ref.get("weight", 1) for ref in rule["backendRefs"]}
+
     @contextmanager
     def operator(self) -> Iterator[OperatorProcess]:
         """Run the operator for this namespace; print its log tail when the block fails."""
@@ -237,3 +256,14 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def served_requests(pod: Any, protocol: str = "v2") -> float:
+    """Return a pod's ``kubeserve_requests_total`` for ``protocol``, read from the host."""
+    text = httpx.get(f"http://{pod.status.pod_ip}:{METRICS_PORT}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "kubeserve_requests_total" and sample.labels.get("protocol") == protocol
+    )

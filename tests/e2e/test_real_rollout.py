@@ -33,6 +33,7 @@ from node_lab import (
     NodeLab,
     canary,
     container_pid,
+    has_condition,
     kill_process,
     pod_ready,
     predictor,
@@ -83,8 +84,8 @@ def test_promotion_under_steady_load_fails_no_request(lab: NodeLab, iris_model: 
         with Load(url, concurrency=2) as load:
             _answers_from(load, old, SETTLED, "answers from the first revision")
             lab.patch(NAME, {"spec": {"predictor": {"model": {"storageUri": v2}}}})
-            at10 = lab.wait(NAME, lambda o: canary(o).get("percent") == 10, "canary at 10%")
-            new = str(canary(at10)["revision"])
+            at10 = lab.wait(NAME, lambda o: canary(o).get("trafficPercent") == 10, "canary at 10%")
+            new = str(canary(at10)["hash"])
             lab.patch(NAME, {"spec": {"rollout": {"canaryTrafficPercent": None}}})
             lab.wait(NAME, lambda o: stable_revision(o) == new and not canary(o), "promoted")
             wait_until(lambda: not lab.pods(NAME, old), "old revision's pods gone")
@@ -178,3 +179,99 @@ def test_killed_pod_loses_only_requests_in_flight_on_it(lab: NodeLab, iris_model
     assert len(broken) <= CONCURRENCY
     assert set(broken) <= set(in_flight_between(outcomes, before, dead))
     assert still_down, "the killed pod was Ready again before the run of answers ended"
+
+
+# --------------------------------------------------------------------------- progressive
+
+FAILING_HANDLER = '''"""A custom model whose every prediction fails: the runtime answers 500."""
+
+
+class Handler:
+    def predict(self, data):
+        raise RuntimeError("this model is broken on purpose")
+'''
+PROGRESSIVE = {
+    "steps": [20, 50],
+    "interval": "10s",
+    "analysis": {"maxErrorRate": 0.01, "minRequests": 10, "failureThreshold": 1},
+}
+"""Two short steps; ten canary requests per window is plenty under the load below."""
+
+
+def test_progressive_rollout_promotes_a_good_model_on_real_traffic(
+    lab: NodeLab, gateway_url: str, iris_model: Any
+) -> None:
+    """Steps 20% -> 50% -> promoted, judged on the canary pods' /metrics under real load.
+
+    The load goes through the Gateway, so the canary receives its step's share; the
+    operator (no Prometheus) scrapes the canary pods at each step. Asserted: the rollout
+    ends RolloutSucceeded with the new revision stable, no request failed, and after the
+    promotion every answer comes from the new revision.
+    """
+    v1 = lab.upload(iris_model, "iris/v1")
+    v2 = lab.upload(iris_model, "iris/v2")
+    with lab.operator():
+        old = _serve(lab, v1, replicas=1, rollout=PROGRESSIVE)
+        host = lab.host(NAME)
+        with Load(infer_url(gateway_url, NAME), headers={"Host": host}, concurrency=2) as load:
+            _answers_from(load, old, SETTLED, "the Gateway serves the first revision")
+            lab.patch(NAME, {"spec": {"predictor": {"model": {"storageUri": v2}}}})
+            done = lab.wait(
+                NAME,
+                lambda o: has_condition("RolloutSucceeded")(o) and not canary(o),
+                "the rollout succeeded",
+                timeout=600,
+            )
+            new = stable_revision(done)
+            assert new is not None
+            assert new != old
+            settled = _answers_from(load, new, SETTLED, "answers from the promoted revision")
+            _run_from(load, new, settled)
+        outcomes = load.stop()
+    print(f"progressive promotion: {kinds(outcomes)} by version {versions(outcomes)}")
+    assert failures(outcomes) == []
+
+
+def _run_from(load: Load, version: str, mark: int) -> None:
+    """Wait for 50 answers in a row from ``version`` (requests started after ``mark``)."""
+
+    def only(outcomes: list[Outcome]) -> bool:
+        tail = sorted(after(outcomes, mark), key=lambda o: o.ended)[-CONSECUTIVE:]
+        return len(tail) == CONSECUTIVE and all(o.version == version for o in tail)
+
+    load.until(only, f"{CONSECUTIVE} answers in a row from {version}")
+
+
+def test_progressive_rollout_rolls_back_a_failing_model_on_real_traffic(
+    lab: NodeLab, gateway_url: str, iris_model: Any, tmp_path: Any
+) -> None:
+    """A canary whose handler raises: its 500s fail the analysis, the rollout rolls back.
+
+    Asserted: condition RolledBack, the canary answered 500 to real requests before, and
+    the rollback is visible in traffic: 50 answers in a row from the stable revision
+    (with the canary at 20% under Traefik's deterministic 4:1 schedule, at most 8
+    stable answers come in a row), after which no request failed.
+    """
+    good = lab.upload(iris_model, "iris/v1")
+    broken_dir = tmp_path / "broken"
+    broken_dir.mkdir()
+    (broken_dir / "handler.py").write_text(FAILING_HANDLER)
+    broken = lab.upload(broken_dir, "broken/v1")
+    with lab.operator():
+        stable = _serve(lab, good, replicas=1, rollout=PROGRESSIVE)
+        host = lab.host(NAME)
+        with Load(infer_url(gateway_url, NAME), headers={"Host": host}, concurrency=2) as load:
+            _answers_from(load, stable, SETTLED, "the Gateway serves the stable revision")
+            broken_predictor = predictor(broken, 1, model_format="custom")
+            lab.patch(NAME, {"spec": {"predictor": broken_predictor}})
+            lab.wait(NAME, has_condition("RolledBack"), "the canary rolled back", timeout=600)
+            back = load.mark()
+            _run_from(load, stable, back)
+            settled = load.mark()
+            _answers_from(load, stable, SETTLED, "answers after the rollback")
+        outcomes = load.stop()
+    print(f"rollback: {kinds(outcomes)} by version {versions(outcomes)}")
+    before_rollback = [o for o in outcomes if o.ended < back]
+    assert any(o.status == 500 for o in before_rollback), "the canary never got a request"
+    assert failures(after(outcomes, settled)) == []
+    assert set(versions(after(outcomes, settled))) == {stable}
