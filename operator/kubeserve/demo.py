@@ -14,6 +14,13 @@ Steps, each announced before it runs and reproducible by hand:
 5. the same example with ``kubeserve local`` (model given as a ``file://`` URI, fetched
    like the init container does) and one V1 and one V2 prediction, answers printed.
 
+Where a real kubelet node can run (root, the packages of ``kubeserve cluster
+prepare-host``; :func:`kubeserve.nodedemo.reasons`), steps 1 and 4-5 happen on it
+instead: ``kubeserve cluster up --real-node`` (building what is missing), the model in an
+S3 store the pods download from, predictions from the pod through its Service and
+through the Gateway, then a 10% canary of a retrained model and the split it gets over
+50 requests. Elsewhere the demo says why and runs the steps above.
+
 The demo stops the operator and the local runtime itself and ends by printing how to
 stop the control plane. ``KUBESERVE_DEMO_WORKDIR`` moves the model and logs (default:
 the example's model/ folder and ~/.cache/kubeserve/demo).
@@ -28,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +225,121 @@ class Demo:
             step("stopping kubeserve local")
             local.stop()
 
+    def wait_for(self, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Print `kubectl get isvc` at each change until ``done``; return the object."""
+        from kubernetes import config
+
+        from kubeserve.controller.watching import wait_isvc
+
+        step(f"waiting for {what} (kubectl get isvc -n {self.namespace} --watch)")
+        last = ""
+
+        def changed(obj: dict[str, Any]) -> bool:
+            nonlocal last
+            table = self.run_kubectl("get", "isvc", ISVC_NAME, "-n", self.namespace, echo=False)
+            if table != last:
+                indent(table if not last else table.splitlines()[-1])
+                last = table
+            return done(obj)
+
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        try:
+            return wait_isvc(api, self.namespace, ISVC_NAME, changed, what, timeout=READY_TIMEOUT)
+        finally:
+            api.close()
+
+    def real_node(self) -> int:
+        """The demo on a real node: a pod's prediction through the Gateway, then a canary."""
+        from kubeserve import nodedemo
+        from kubeserve.controller.process import OperatorProcess
+        from kubeserve.controller.watching import is_ready
+        from kubeserve.devcluster import build, controlplane, gateway
+        from kubeserve.devcluster.modelstore import ModelStore
+
+        step("a real kubelet node on this machine (kubeserve cluster up --real-node)")
+        with nodedemo.real_node(lambda line: print(f"    {line}", flush=True)) as (real, gw):
+            self.kubeconfig, self.kubectl = real.kubeconfig, str(build.binary("kubectl"))
+            print(f"    Gateway {gw.url}; export KUBECONFIG={real.kubeconfig}", flush=True)
+            controlplane.install_crds(self.kubeconfig, controlplane.repo_crd_files())
+            self.namespace_up()
+            step(f"starting the operator for namespace {self.namespace} (kubeserve run)")
+            env = {"KUBESERVE_OPERATOR_GATEWAY_NAMESPACE": gateway.GATEWAY_NAMESPACE}
+            with (
+                ModelStore(real.address) as store,
+                OperatorProcess(
+                    self.kubeconfig,
+                    self.logs / "operator.log",
+                    namespaces=[self.namespace],
+                    env=env,
+                ),
+            ):
+                step(f"training the iris model and uploading it to S3 at {store.endpoint}")
+                make = EXAMPLE / "make_model.py"
+                stored = nodedemo.upload_model(store, make, self.logs / "models", "iris/v1")
+                self.run_kubectl(
+                    "apply",
+                    "-n",
+                    self.namespace,
+                    "-f",
+                    "-",
+                    stdin=nodedemo.manifest(stored.secret(nodedemo.SECRET_NAME, self.namespace)),
+                )
+                example = yaml_load(EXAMPLE / "isvc.yaml")
+                step(f"applying examples/01-sklearn-iris/isvc.yaml with storageUri {stored.uri}")
+                stable = nodedemo.isvc_with_model(example, stored.uri, None)
+                self.run_kubectl(
+                    "apply", "-n", self.namespace, "-f", "-", stdin=nodedemo.manifest(stable)
+                )
+                obj = self.wait_for("READY", is_ready)
+                self.predict_real(obj, gw.url)
+                step("a canary: a retrained model at 10% of the traffic")
+                retrained = nodedemo.upload_model(store, make, self.logs / "models", "iris/v2")
+                canary = nodedemo.isvc_with_model(example, retrained.uri, nodedemo.CANARY_PERCENT)
+                self.run_kubectl(
+                    "apply", "-n", self.namespace, "-f", "-", stdin=nodedemo.manifest(canary)
+                )
+                obj = self.wait_for("the canary's pods", _canary_ready)
+                host = nodedemo.host_header(obj)
+                counts = nodedemo.count_versions(
+                    gw.url, host, ISVC_NAME, _v2_body(), nodedemo.CANARY_REQUESTS
+                )
+                revisions = obj["status"]["revisions"]
+                for role in ("stable", "canary"):
+                    version = revisions[role]["hash"]
+                    share = revisions[role].get("trafficPercent")
+                    print(
+                        f"    {role:6} revision {version}: {counts.get(version, 0)} of "
+                        f"{nodedemo.CANARY_REQUESTS} requests (route weight {share}%)",
+                        flush=True,
+                    )
+        return 0
+
+    def predict_real(self, obj: dict[str, Any], gateway_url: str) -> None:
+        """Ask the pod through its ClusterIP Service (V1, V2) and through the Gateway."""
+        import httpx
+
+        ip = self.run_kubectl(
+            "get", "service", ISVC_NAME, "-n", self.namespace, "-o", "jsonpath={.spec.clusterIP}"
+        ).strip()
+        step(f"asking the pod about one flower through its Service ({ip})")
+        v1_body = {"instances": [FLOWER]}
+        url = f"http://{ip}:8080"
+        show(["curl", "-s", f"{url}/v1/models/{ISVC_NAME}:predict", "-d", json.dumps(v1_body)])
+        v1 = httpx.post(f"{url}/v1/models/{ISVC_NAME}:predict", json=v1_body, timeout=10)
+        v1.raise_for_status()
+        indent(v1.text)
+        label = int(v1.json()["predictions"][0])
+        print(f"    prediction: class {label} = {SPECIES[label]}", flush=True)
+        from kubeserve import nodedemo
+
+        host = nodedemo.host_header(obj)
+        step(f"the same through the Gateway (Host: {host})")
+        path = f"/v2/models/{ISVC_NAME}/infer"
+        show(["curl", "-s", "-H", f"Host: {host}", f"{gateway_url}{path}", "-d", "..."])
+        v2 = httpx.post(f"{gateway_url}{path}", json=_v2_body(), headers={"Host": host}, timeout=10)
+        v2.raise_for_status()
+        indent(v2.text)
+
     def farewell(self) -> None:
         """Say what is still running and how to stop it."""
         step("done")
@@ -238,6 +361,28 @@ class Demo:
         )
 
 
+def _v2_body() -> dict[str, Any]:
+    """Return the V2 request for :data:`FLOWER`."""
+    return {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": FLOWER}]}
+
+
+def _canary_ready(obj: dict[str, Any]) -> bool:
+    """Whether the newest generation is reconciled and its canary revision has a ready pod."""
+    canary = ((obj.get("status") or {}).get("revisions") or {}).get("canary") or {}
+    generation = obj["metadata"].get("generation")
+    return (obj.get("status") or {}).get("observedGeneration") == generation and bool(
+        canary.get("readyReplicas")
+    )
+
+
+def yaml_load(path: Path) -> dict[str, Any]:
+    """Return the one YAML document in ``path``."""
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
 def _free(*ports: int) -> bool:
     """Whether every port is free on 127.0.0.1."""
     for port in ports:
@@ -251,10 +396,26 @@ def _free(*ports: int) -> bool:
 
 def main() -> int:
     """Run the demo and return its exit status."""
+    from kubeserve import nodedemo
     from kubeserve.controller.process import OperatorProcess
 
     demo = Demo()
     demo.logs.mkdir(parents=True, exist_ok=True)
+    why_not = nodedemo.reasons()
+    if not why_not:
+        try:
+            status = demo.real_node()
+        except KeyboardInterrupt:
+            print("\ninterrupted", flush=True)
+            return 130
+        except Exception as exc:
+            print(f"\ndemo failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            print(f"operator log: {demo.logs / 'operator.log'}", file=sys.stderr, flush=True)
+            print(f"stop the node: {cli_path('kubeserve')} cluster down", file=sys.stderr)
+            return 1
+        demo.farewell()
+        return status
+    step("no real node here, so the node is simulated (KWOK): " + "; ".join(why_not))
     operator: OperatorProcess | None = None
     try:
         demo.cluster()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubeserve.devcluster import build, controlplane, host, hostnet, node, versions
+from kubeserve.devcluster import build, controlplane, gateway, host, hostnet, node, versions
 from kubeserve.images.store import ImageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -105,11 +105,16 @@ def _up(args: argparse.Namespace) -> int:
     """Start (or reuse) the cluster and print the KUBECONFIG export."""
     started = time.monotonic()
     if args.real_node:
-        real = node.up(controlplane.state_dir(), node.image_archives(_note))
+        parts = _parts(announce=True)
+        real = node.up(controlplane.state_dir(), node.image_archives(_note), parts=parts)
         cluster = real.cluster
         for step, seconds in real.timings.items():
             _note(f"{step:16} {seconds:6.1f}s")
         _note(f"node {real.name} Ready at {real.address} in {controlplane.elapsed(started)}")
+        for part in parts:
+            running = part.gateway(real)
+            if running is not None:
+                _note(f"Gateway {gateway.GATEWAY_NAMESPACE}/{gateway.GATEWAY_NAME}: {running.url}")
     else:
         cluster = controlplane.up()
     print(
@@ -130,6 +135,16 @@ def _note(line: str) -> None:
     print(f"# {line}", file=sys.stderr)
 
 
+def _parts(*, announce: bool = False) -> list[gateway.GatewayPart]:
+    """Return the parts started with the node: the Gateway, when Traefik is built."""
+    reason = gateway.available()
+    if reason is not None:
+        if announce:
+            _note(f"no Gateway: {reason}")
+        return []
+    return [gateway.GatewayPart()]
+
+
 def _own_node() -> bool:
     """Return whether this machine's real node belongs to the state folder's cluster."""
     record = node.running_record()
@@ -140,7 +155,7 @@ def _down(_: argparse.Namespace) -> int:
     """Stop the cluster (and its real node, restoring the host) and remove its state."""
     if _own_node():
         started = time.monotonic()
-        leftovers = node.down()
+        leftovers = node.down(_parts())
         print(f"stopped the real node and its control plane in {controlplane.elapsed(started)}")
         for line in leftovers:
             print(f"host not restored: {line}", file=sys.stderr)
@@ -162,7 +177,7 @@ def _status(_: argparse.Namespace) -> int:
         print(f"{item.name:24} pid {item.pid:<8} {item.state:10} {item.health}")
         if item.log_tail:
             print(_indent(item.log_tail))
-    parts = node.status() if _own_node() else []
+    parts = node.status(_parts()) if _own_node() else []
     for part in parts:
         print(f"{part.name:24} {'':12} {part.state}")
         if part.detail:

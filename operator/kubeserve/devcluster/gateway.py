@@ -22,15 +22,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from kubeserve.devcluster import build, ports, processes
+from kubeserve.devcluster import build, ports, processes, versions
 from kubeserve.devcluster.controlplane import ClusterError, kubectl
 from kubeserve.devcluster.processes import Process
+
+if TYPE_CHECKING:
+    from kubeserve.devcluster.node import RealNode
 
 GATEWAY_CLASS = "traefik"
 CONTROLLER_NAME = "traefik.io/gateway-controller"
@@ -204,3 +207,42 @@ def health(folder: Path) -> tuple[bool, str]:
 def as_dict(gateway: Gateway) -> dict[str, Any]:
     """Return a JSON-ready description of a Gateway (for status output and tests)."""
     return {**asdict(gateway), "url": gateway.url}
+
+
+def available() -> str | None:
+    """Return None when Traefik is built, else why the Gateway cannot start."""
+    if build.is_built(versions.component("traefik")):
+        return None
+    return "Traefik is not built (`kubeserve cluster build --real-node` builds it)"
+
+
+class GatewayPart:
+    """The Gateway as a part of the real node: started once the node is Ready.
+
+    Its state lives in the node's folder, so ``up``, ``status`` and ``down`` run as
+    separate commands find it, and a crash recovery kills its process with the node's.
+    """
+
+    name = "gateway"
+
+    @staticmethod
+    def folder(node: RealNode) -> Path:
+        """Return the Gateway's state folder inside the node's."""
+        return node.layout.root / "gateway"
+
+    def start(self, node: RealNode) -> list[Process]:
+        """Start Traefik and program the Gateway; return its process."""
+        return [start(self.folder(node), node.kubeconfig).process]
+
+    def stop(self, node: RealNode) -> None:
+        """Stop Traefik (if it still runs)."""
+        stop(self.folder(node))
+
+    def status(self, node: RealNode) -> str:
+        """Return 'ok' or why the Gateway is not healthy."""
+        healthy, reason = health(self.folder(node))
+        return "ok" if healthy else reason
+
+    def gateway(self, node: RealNode) -> Gateway | None:
+        """Return the running Gateway of ``node``, if started."""
+        return Gateway.load(self.folder(node))

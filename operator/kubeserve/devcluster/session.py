@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 from kubeserve.devcluster import build, controlplane
 
 if TYPE_CHECKING:  # the real node's modules (moto, boto3) load only when one is started
+    from kubeserve.devcluster.gateway import Gateway
     from kubeserve.devcluster.modelstore import ModelStore
     from kubeserve.devcluster.node import RealNode
 
@@ -80,6 +81,8 @@ class RealNodeSession:
 
     node: RealNode
     store: ModelStore
+    gateway: Gateway | None
+    """Traefik's ``kubeserve`` Gateway; None when Traefik is not built (tests skip)."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -113,17 +116,19 @@ def real_node(workdir: Path) -> Iterator[RealNodeSession]:
     same test run is unaffected. On exit everything stops and the host is compared with
     a snapshot taken first: any difference raises :class:`HostNotRestoredError`.
     """
-    from kubeserve.devcluster import hoststate, node
+    from kubeserve.devcluster import gateway, hoststate, node
     from kubeserve.devcluster.modelstore import ModelStore
 
+    parts = [] if gateway.available() else [gateway.GatewayPart()]
     before = hoststate.take([])
-    real = node.up(workdir, node.image_archives(print), usual_ports=False)
+    real = node.up(workdir, node.image_archives(print), usual_ports=False, parts=parts)
     try:
         controlplane.install_crds(real.kubeconfig, controlplane.repo_crd_files())
         with ModelStore(real.address) as store:
-            yield RealNodeSession(real, store)
+            running = parts[0].gateway(real) if parts else None
+            yield RealNodeSession(real, store, running)
     finally:
-        leftovers = node.down()
+        leftovers = node.down(parts)
     left = leftovers + hoststate.differences(before, hoststate.take([]))
     if left:
         raise HostNotRestoredError("the host was not restored: " + "; ".join(left))
