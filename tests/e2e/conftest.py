@@ -113,9 +113,8 @@ def lab(
 @pytest.fixture
 def gateway_url(real_node: RealNodeSession) -> str:
     """Return the base URL of the real node's Gateway; skip when it runs none."""
-    gateway = getattr(real_node, "gateway", None)
-    if gateway is None:
-        pytest.skip(
-            "the real node runs no Gateway (Traefik is built by `cluster build --real-node`)"
-        )
-    return str(gateway.url)
+    from kubeserve.devcluster import gateway
+
+    if real_node.gateway is None:
+        pytest.skip(f"the real node runs no Gateway: {gateway.available()}")
+    return real_node.gateway.url
