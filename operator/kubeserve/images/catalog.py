@@ -139,11 +139,24 @@ def _ensure(folder: Path, build: Callable[[Path], object]) -> float | None:
     return time.monotonic() - started
 
 
+KEPT_ARCHIVES = 4
+"""Archives kept per image: the newest ones. Several checkouts (worktrees) share the cache,
+each with its own sources and so its own key; pruning all but the current one would
+delete an archive another checkout is about to import."""
+
+
+def stale_archives(archives: list[Path], current: Path, keep: int = KEPT_ARCHIVES) -> list[Path]:
+    """Return the archives to delete: all but ``current`` and the newest others, ``keep`` in all."""
+    others = sorted((path for path in archives if path != current), key=lambda p: p.stat().st_mtime)
+    return others[: max(0, len(others) - (keep - 1))]
+
+
 def _prune(current: Plan) -> None:
-    """Remove this image's older archives and app layers (each code change makes new ones)."""
-    for path in store.images_dir().glob(f"{current.name}-*.tar"):
-        if path != current.archive:
-            path.unlink()
+    """Remove this image's older archives (each code change makes new ones) and app layers."""
+    for path in stale_archives(
+        list(store.images_dir().glob(f"{current.name}-*.tar")), current.archive
+    ):
+        path.unlink(missing_ok=True)
     for path in store.images_dir().glob(f"app-{current.name}-*"):
         if path != current.app_dir and path.is_dir():
             shutil.rmtree(path)
