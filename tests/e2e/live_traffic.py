@@ -169,8 +169,12 @@ class Load:
         try:
             retrying(lambda: check(self.outcomes()))
         except Exception as exc:  # tenacity's RetryError: the condition never held
-            tally = kinds(self.outcomes())
-            raise TimeoutError(f"{what} (after {timeout:.0f}s; tally {dict(tally)})") from exc
+            outcomes = self.outcomes()
+            errors = Counter(o.error[:120] for o in failures(outcomes[-200:]))
+            raise TimeoutError(
+                f"{what} (after {timeout:.0f}s; tally {dict(kinds(outcomes))}; "
+                f"last errors {dict(errors)})"
+            ) from exc
         return self.outcomes()
 
     def __enter__(self) -> Self:

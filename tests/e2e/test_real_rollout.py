@@ -112,6 +112,8 @@ def test_scale_down_under_steady_load_fails_no_request(lab: NodeLab, iris_model:
             _answers_from(load, revision, SETTLED, "answers from three replicas")
             lab.patch(NAME, {"spec": {"predictor": {"minReplicas": 1, "maxReplicas": 1}}})
             wait_until(lambda: len(lab.pods(NAME)) == 1, "two pods terminated and gone")
+            left = [pod.status.pod_ip for pod in lab.pods(NAME)]
+            print(f"scale-down: pods left {left}, endpoints {lab.endpoints(NAME)}")
             _answers_from(load, revision, SETTLED, "answers from the one replica left")
         outcomes = load.stop()
     print(f"scale-down: {kinds(outcomes)}")
