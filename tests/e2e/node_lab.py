@@ -192,6 +192,12 @@ class NodeLab:
             for address in endpoint.addresses
         }
 
+    def scale(self, deployment: str, replicas: int) -> None:
+        """Set a Deployment's replicas through its scale subresource (as an HPA does)."""
+        client.AppsV1Api(self.api).patch_namespaced_deployment_scale(
+            deployment, self.namespace, {"spec": {"replicas": replicas}}
+        )
+
     def host(self, name: str) -> str:
         """Return the host of an InferenceService's status.url (the Gateway routes by it)."""
         url = (self.get(name).get("status") or {}).get("url") or ""

@@ -49,9 +49,17 @@ SETTLED = 30
 """Answers counted after a change settled, to show the new state serves."""
 
 
-def _serve(lab: NodeLab, uri: str, replicas: int, rollout: dict[str, Any] | None = None) -> str:
+def _serve(
+    lab: NodeLab,
+    uri: str,
+    replicas: int,
+    rollout: dict[str, Any] | None = None,
+    max_replicas: int | None = None,
+) -> str:
     """Create iris from ``uri`` and wait until Ready; return its stable revision."""
     spec: dict[str, Any] = {"predictor": predictor(uri, replicas)}
+    if max_replicas is not None:
+        spec["predictor"]["maxReplicas"] = max_replicas
     if rollout is not None:
         spec["rollout"] = rollout
     lab.create(NAME, spec)
@@ -98,22 +106,28 @@ def test_promotion_under_steady_load_fails_no_request(lab: NodeLab, iris_model: 
 
 
 def test_scale_down_under_steady_load_fails_no_request(lab: NodeLab, iris_model: Any) -> None:
-    """Three replicas scaled to one under load: every request is answered with a 2xx.
+    """Three replicas scaled to one under load, as an autoscaler does: every request is a 2xx.
 
-    The two pods that go get SIGTERM while they are still endpoints of the Service;
-    their readiness turns false at once and they serve on through shutdownDelaySeconds.
-    Asserted: zero failures of any kind while the pods terminate and after they are gone.
+    The predictor allows 1..3 replicas (so the operator leaves the count to an autoscaler;
+    none acts here, there is no metrics-server) and the test scales the revision's
+    Deployment through its scale subresource, the way the HPA would. The two pods that go
+    get SIGTERM while they are still endpoints of the Service; their readiness turns false
+    at once and they serve on through shutdownDelaySeconds. Asserted: zero failures of any
+    kind while they terminate and after they are gone. (Changing minReplicas/maxReplicas
+    in the spec is not a scale-down here: replicas are part of the predictor spec, so it
+    makes a new revision that replaces the old one.)
     """
     uri = lab.upload(iris_model, "iris/v1")
     with lab.operator():
-        revision = _serve(lab, uri, replicas=3)
+        revision = _serve(lab, uri, replicas=1, max_replicas=3)
+        deployment = str(lab.get(NAME)["status"]["revisions"]["stable"]["name"])
+        lab.scale(deployment, 3)
+        wait_until(lambda: len(lab.ready_pods(NAME)) == 3, "three replicas Ready")
         url = infer_url(lab.service_url(NAME), NAME)
         with Load(url, concurrency=2) as load:
             _answers_from(load, revision, SETTLED, "answers from three replicas")
-            lab.patch(NAME, {"spec": {"predictor": {"minReplicas": 1, "maxReplicas": 1}}})
+            lab.scale(deployment, 1)
             wait_until(lambda: len(lab.pods(NAME)) == 1, "two pods terminated and gone")
-            left = [pod.status.pod_ip for pod in lab.pods(NAME)]
-            print(f"scale-down: pods left {left}, endpoints {lab.endpoints(NAME)}")
             _answers_from(load, revision, SETTLED, "answers from the one replica left")
         outcomes = load.stop()
     print(f"scale-down: {kinds(outcomes)}")
