@@ -13,15 +13,17 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+import argcomplete
+
 from kubeserve import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "kubeserve") -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
-        prog="kubeserve",
+        prog=prog,
         description="Model serving on Kubernetes: operator, tooling and local dev cluster.",
     )
     parser.add_argument("--version", action="version", version=f"kubeserve {__version__}")
@@ -36,10 +38,12 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubeserve.api.commands", "operator", ("crds",)),
+    ("kubeserve.completion", "operator", ("completion",)),
     ("kubeserve.chart.commands", "dev", ("manifests",)),
     ("kubeserve.controller.run", "operator", ("run",)),
-    ("kubeserve.devcluster.cli", "dev", ("cluster",)),
-    ("kubeserve.images.commands", "dev", ("image",)),
+    ("kubeserve.convert.commands", "operator", ("convert",)),
+    ("kubeserve.devcluster.cli", "demo", ("cluster",)),
+    ("kubeserve.images.commands", "demo", ("image",)),
     ("kubeserve.local.commands", "runtime", ("local",)),
     ("kubeserve.render", "operator", ("render",)),
 )
@@ -91,7 +95,10 @@ def _version(_: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status."""
-    parser = build_parser()
+    from kubeserve.completion import prog_name
+
+    parser = build_parser(prog_name(sys.argv[0]))
+    argcomplete.autocomplete(parser)  # returns at once unless the shell asks to complete
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:

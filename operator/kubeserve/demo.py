@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "01-sklearn-iris"
 ISVC_NAME = "iris"
@@ -85,6 +87,7 @@ class Demo:
         self.namespace = os.environ.get("KUBESERVE_DEMO_NAMESPACE", "kubeserve-demo")
         self.kubeconfig = Path()
         self.external = False
+        self.on_real_node = False
         self.kubectl = ""
 
     def cluster(self) -> None:
@@ -200,7 +203,7 @@ class Demo:
             "--model-uri",
             self.model_dir.resolve().as_uri(),
             "--port",
-            "8080" if _free(8080, 8081, 8082) else "0",
+            str(HTTP_PORT) if _free(HTTP_PORT, GRPC_PORT, METRICS_PORT) else "0",
         ]
         show(["kubeserve", "local", *args])
         local = LocalProcess(*args, echo=lambda line: print(f"    {line}", flush=True))
@@ -257,6 +260,7 @@ class Demo:
         from kubeserve.devcluster.modelstore import ModelStore
 
         step("a real kubelet node on this machine (kubeserve cluster up --real-node)")
+        self.on_real_node = True
         with nodedemo.real_node(lambda line: print(f"    {line}", flush=True)) as (real, gw):
             self.kubeconfig, self.kubectl = real.kubeconfig, str(build.binary("kubectl"))
             print(f"    Gateway {gw.url}; export KUBECONFIG={real.kubeconfig}", flush=True)
@@ -343,6 +347,18 @@ class Demo:
     def farewell(self) -> None:
         """Say what is still running and how to stop it."""
         step("done")
+        if self.on_real_node:
+            print(
+                "The operator and the S3 model store are stopped (a pod that restarts now "
+                "cannot fetch its model).\nThe real node, its control plane and the Gateway "
+                "keep running. Look around:\n"
+                f'  eval "$({cli_path("kubeserve")} cluster env)"\n'
+                f"  kubectl get isvc,pods -n {self.namespace} -o wide\n"
+                "Stop everything and restore the host (links, firewall chains, sysctls):\n"
+                f"  {cli_path('kubeserve')} cluster down",
+                flush=True,
+            )
+            return
         print("The operator and the local runtime are stopped.", flush=True)
         if self.external:
             print(

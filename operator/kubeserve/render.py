@@ -46,7 +46,7 @@ def documents(stream: TextIO, source: str) -> Iterator[dict[str, Any]]:
     """The non-empty YAML documents of a stream, each checked to be an InferenceService."""
     import yaml
 
-    from kubeserve.api.v1alpha1 import API_VERSION, KIND
+    from kubeserve_runtime.contract import API_VERSION, KIND
 
     try:
         docs = [d for d in yaml.safe_load_all(stream) if d is not None]
@@ -74,18 +74,18 @@ def render_object(
 
     from kubeserve.api.v1alpha1 import InferenceService
     from kubeserve.builders import RouteUnsupported, build_children
-    from kubeserve.rollout.decision import Observed, decide
+    from kubeserve.rollout.decision import Observed, Policy, decide
     from kubeserve.rollout.state import RolloutState
 
     name = (obj.get("metadata") or {}).get("name", "?")
     try:
-        InferenceService.model_validate(obj)
+        isvc = InferenceService.model_validate(obj)
     except ValidationError as exc:
         raise RenderError(f"InferenceService {name!r} is invalid:\n{describe(exc)}") from exc
     state = RolloutState.from_status(obj.get("status"))
-    decision = decide(obj["spec"], state, Observed(), now)
+    decision = decide(Policy.from_spec(obj["spec"]), state, Observed(), now)
     try:
-        return build_children(obj, decision.plan, decision.predictors, config)
+        return build_children(isvc, decision.plan, decision.predictors, config)
     except RouteUnsupported as exc:
         raise RenderError(f"InferenceService {name!r}: route not expressible: {exc}") from exc
 

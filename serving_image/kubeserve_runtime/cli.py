@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kubeserve_runtime import __version__
+from kubeserve_runtime import __version__, contract
 
 Handler = Callable[[argparse.Namespace], int]
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def setting_help(dest: str) -> str:
     from kubeserve_runtime.settings import RuntimeSettings
 
     field = RuntimeSettings.model_fields[dest]
-    env = f"KUBESERVE_{dest.upper()}"
+    env = contract.env_name(dest)
     if field.is_required():
         default = "required"
     elif field.default_factory is not None:
@@ -84,7 +84,7 @@ _SERVE_DESTS = frozenset(dest for _, dest, _ in SERVE_FLAGS)
 def _register_serve(sub: SubParsers) -> None:
     """Add the ``serve`` subcommand."""
     parser = sub.add_parser(
-        "serve",
+        contract.SERVE,
         help="serve a model over REST, gRPC and metrics ports",
         description="Serve a model. Every flag overrides the KUBESERVE_* variable named "
         "in its help.",

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from kubeserve_runtime import contract
 from kubeserve_runtime.errors import InvalidInput
 
 Array = np.ndarray[Any, Any]
@@ -52,7 +53,8 @@ NUMPY_BY_DATATYPE: Final[dict[str, np.dtype[Any]]] = {
     "BYTES": np.dtype(object),
 }
 
-DATATYPES: Final[tuple[str, ...]] = (*NUMPY_BY_DATATYPE, "BF16")
+DATATYPES: Final = contract.DATATYPES
+"""Every datatype a tensor may declare; all but ``BF16`` (no numpy dtype) have an array form."""
 
 _DATATYPE_BY_NUMPY: Final[dict[np.dtype[Any], str]] = {
     dtype: name for name, dtype in NUMPY_BY_DATATYPE.items()

@@ -13,31 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kubeserve_runtime.contract import Datatype
 from kubeserve_runtime.datatypes import cast, is_float, is_numeric
 from kubeserve_runtime.errors import InvalidInput
 from kubeserve_runtime.payloads import Tensor
-
-Datatype = Literal[
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-    "BF16",
-]
 
 
 class InputSpec(BaseModel):

@@ -16,6 +16,7 @@ import orjson
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubeserve_runtime import contract
 from kubeserve_runtime.schema import InputSchema
 
 
@@ -46,10 +47,10 @@ class RuntimeSettings(BaseSettings):
     """Everything the serving runtime needs to know, from env or CLI flags."""
 
     model_config = SettingsConfigDict(
-        env_prefix="KUBESERVE_", extra="ignore", protected_namespaces=()
+        env_prefix=contract.ENV_PREFIX, extra="ignore", protected_namespaces=()
     )
 
-    model_dir: Path = Field(Path("/mnt/models"), description="model directory")
+    model_dir: Path = Field(Path(contract.MODEL_DIR), description="model directory")
     model_name: str = Field(
         min_length=1,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
@@ -60,9 +61,9 @@ class RuntimeSettings(BaseSettings):
         None, description="onnx|sklearn|xgboost|lightgbm|pytorch|custom; detected when unset"
     )
     host: str = Field("0.0.0.0", description="bind address")
-    http_port: int = Field(8080, ge=0, le=65535, description="REST port")
-    grpc_port: int = Field(8081, ge=0, le=65535, description="gRPC port, 0 disables")
-    metrics_port: int = Field(8082, ge=0, le=65535, description="Prometheus port")
+    http_port: int = Field(contract.HTTP_PORT, ge=0, le=65535, description="REST port")
+    grpc_port: int = Field(contract.GRPC_PORT, ge=0, le=65535, description="gRPC port, 0 disables")
+    metrics_port: int = Field(contract.METRICS_PORT, ge=0, le=65535, description="Prometheus port")
     max_batch_size: int = Field(1, ge=1, description="rows per batch, 1 = no batching")
     max_latency_ms: float = Field(5.0, gt=0, description="longest wait to fill a batch")
     input_schema: InputSchema | None = Field(None, description="inputSchema as JSON")

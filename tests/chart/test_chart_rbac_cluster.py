@@ -21,8 +21,8 @@ from kubernetes import client
 
 from kubeserve.chart import helm
 from kubeserve.controller import watching
-from kubeserve.controller.kube import GROUP, PLURAL, VERSION
 from kubeserve.devcluster import session
+from kubeserve_runtime.contract import GROUP, PLURAL, VERSION
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

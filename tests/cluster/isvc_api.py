@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
-GROUP, VERSION, PLURAL = "serving.kubeserve.io", "v1alpha1", "inferenceservices"
+from kubeserve_runtime.contract import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 
 def predictor(uri: str, *, min_replicas: int = 1, max_replicas: int = 1) -> dict[str, Any]:
@@ -23,8 +23,8 @@ def predictor(uri: str, *, min_replicas: int = 1, max_replicas: int = 1) -> dict
 def isvc(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """An InferenceService with `spec`."""
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": name},
         "spec": spec,
     }

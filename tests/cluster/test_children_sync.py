@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from isvc_api import GROUP, PLURAL, VERSION, create, custom, isvc, patch, predictor, until
+from isvc_api import create, custom, isvc, patch, predictor, until
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
-from kubeserve.controller.drift import APPLIED_HASH
 from kubeserve.controller.process import OperatorProcess
-from kubeserve.controller.state import CHILD_KINDS, ISVC_LABEL
+from kubeserve.controller.state import CHILD_KINDS
 from kubeserve.controller.watching import is_ready, wait_isvc
+from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH, GROUP, LABEL_ISVC, PLURAL, VERSION
 
 GATEWAY = "gateway.networking.k8s.io"
 NGINX = "nginx.ingress.kubernetes.io"
@@ -173,7 +173,9 @@ def normalized(obj: dict[str, Any], namespace: str, autoscaled: set[str]) -> Any
         ref.pop("uid", None)
     annotations = meta.get("annotations") or {}
     annotations.pop("deployment.kubernetes.io/revision", None)
-    annotations.pop(APPLIED_HASH, None)  # hashes the uid and namespace too: differs by design
+    annotations.pop(
+        ANNOTATION_APPLIED_HASH, None
+    )  # hashes the uid and namespace too: differs by design
     obj.pop("status", None)
     spec = obj.get("spec") or {}
     if obj["kind"] == "Service":
@@ -190,7 +192,7 @@ def children(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]
     found: list[dict[str, Any]] = []
     for child in CHILD_KINDS:
         resource = dynamic.resources.get(api_version=child.api_version, kind=child.kind)
-        items = resource.get(namespace=namespace, label_selector=f"{ISVC_LABEL}={name}").items
+        items = resource.get(namespace=namespace, label_selector=f"{LABEL_ISVC}={name}").items
         found += [item.to_dict() for item in items]
     autoscaled = {
         o["spec"]["scaleTargetRef"]["name"] for o in found if o["kind"] == "HorizontalPodAutoscaler"

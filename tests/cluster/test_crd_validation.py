@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
-from kubeserve.api.v1alpha1 import GROUP, PLURAL, VERSION
 from kubeserve.controller.drift import contains
+from kubeserve_runtime.contract import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.cluster
 

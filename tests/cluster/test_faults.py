@@ -38,6 +38,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from kubeserve.api.v1alpha1 import InferenceService
 from kubeserve.builders import build_children
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.drift import needs_apply, stamp
@@ -54,7 +55,7 @@ from kubeserve.controller.watching import is_ready, wait_isvc
 from kubeserve.devcluster import controlplane, faults
 from kubeserve.devcluster.faults import AdmissionFaults
 from kubeserve.devcluster.toxiproxy import ToxiProxy, proxied_kubeconfig
-from kubeserve.rollout.decision import Observed, decide
+from kubeserve.rollout.decision import Observed, Policy, decide
 from kubeserve.rollout.state import RolloutState
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
@@ -136,13 +137,18 @@ def fresh_render(obj: dict[str, Any], live: list[dict[str, Any]]) -> list[dict[s
     owned = [c for c in live if owned_by(c, uid)]
     state = RolloutState.from_status(obj.get("status"))
     decision = decide(
-        obj["spec"],
+        Policy.from_spec(obj["spec"]),
         state,
         Observed(observe_workloads(owned)),
         dt.datetime.now(dt.UTC),
         rollout_settings(CONFIG),
     )
-    desired = [stamp(o) for o in build_children(obj, decision.plan, decision.predictors, CONFIG)]
+    desired = [
+        stamp(o)
+        for o in build_children(
+            InferenceService.model_validate(obj), decision.plan, decision.predictors, CONFIG
+        )
+    ]
     keep_autoscaled_replicas(desired, {object_key(c): c for c in owned})
     return desired
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from isvc_api import GROUP, PLURAL, VERSION, create, isvc, predictor, set_storage_uri, until
+from isvc_api import create, isvc, predictor, set_storage_uri, until
 from kubernetes import client
 
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, is_ready, wait_isvc
+from kubeserve_runtime.contract import GROUP, PLURAL, VERSION
 
 LABEL = "serving.kubeserve.io/inferenceservice"
 

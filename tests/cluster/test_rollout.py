@@ -23,12 +23,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from isvc_api import GROUP, create, custom, get, isvc, patch, predictor, set_storage_uri, until
+from isvc_api import create, custom, get, isvc, patch, predictor, set_storage_uri, until
 from kubernetes import client
 
-from kubeserve.controller.drift import APPLIED_HASH
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, is_ready, wait_isvc
+from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH, GROUP
 
 GATEWAY = "gateway.networking.k8s.io"
 LABEL = "serving.kubeserve.io/inferenceservice"
@@ -715,13 +715,13 @@ def test_nginx_canary_ingress(
     assert backend(found["iris"]) == stable
     assert backend(found["iris-canary"]) == canary
     canary_annotations = dict(found["iris-canary"].metadata.annotations)
-    assert canary_annotations.pop(APPLIED_HASH)  # what the operator last applied
+    assert canary_annotations.pop(ANNOTATION_APPLIED_HASH)  # what the operator last applied
     assert canary_annotations == {
         f"{NGINX}/canary": "true",
         f"{NGINX}/canary-weight": "10",
         f"{NGINX}/canary-weight-total": "100",
     }
-    assert set(found["iris"].metadata.annotations) == {APPLIED_HASH}
+    assert set(found["iris"].metadata.annotations) == {ANNOTATION_APPLIED_HASH}
     assert cond_is(get(api_client, namespace, "iris"), "RoutesReady", "True")
 
     # canaryTrafficPercent 100 promotes: one Ingress to the new stable, the canary one goes.

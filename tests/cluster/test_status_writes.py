@@ -24,12 +24,13 @@ from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
 from kubeserve.config import OperatorConfig
-from kubeserve.controller.kube import GROUP, KIND, VERSION, Kube
+from kubeserve.controller.kube import Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.reconcile import Reconciler
-from kubeserve.controller.state import CHILD_KINDS, ISVC_LABEL, Controller
+from kubeserve.controller.state import CHILD_KINDS, ISVC_INDEX, Controller
 from kubeserve.controller.watching import condition
 from kubeserve.rollout.revision import revision_hash
+from kubeserve_runtime.contract import GROUP, KIND, LABEL_ISVC, VERSION
 
 Index = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -51,16 +52,16 @@ def snapshot(api: client.ApiClient, namespace: str) -> dict[str, Index]:
     def listed(api_version: str, kind: str, key: Callable[[dict[str, Any]], str]) -> Index:
         resource = dynamic.resources.get(api_version=api_version, kind=kind)
         index: Index = {}
-        selector = None if kind == KIND else ISVC_LABEL
+        selector = None if kind == KIND else LABEL_ISVC
         for item in resource.get(namespace=namespace, label_selector=selector).items:
             obj = item.to_dict()
             index.setdefault((namespace, key(obj)), []).append(obj)
         return index
 
-    indices = {"isvc_index": listed(f"{GROUP}/{VERSION}", KIND, lambda o: o["metadata"]["name"])}
+    indices = {ISVC_INDEX: listed(f"{GROUP}/{VERSION}", KIND, lambda o: o["metadata"]["name"])}
     for child in CHILD_KINDS:
         indices[child.index_id] = listed(
-            child.api_version, child.kind, lambda o: o["metadata"]["labels"][ISVC_LABEL]
+            child.api_version, child.kind, lambda o: o["metadata"]["labels"][LABEL_ISVC]
         )
     return indices
 
@@ -69,7 +70,7 @@ def reconcile_once(kube: Kube, indices: dict[str, Index], key: tuple[str, str]) 
     """One pass of a fresh reconciler (a restarted operator) over `indices`."""
     reconciler = Reconciler(kube=kube, config=OperatorConfig(), metrics=OperatorMetrics())
     controller = Controller(reconcile=reconciler.reconcile)
-    controller.indices = dict(indices)
+    controller.attach(indices)
     return asyncio.run(reconciler.reconcile(controller, key))
 
 

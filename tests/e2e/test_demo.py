@@ -46,3 +46,65 @@ def test_demo_shows_ready_and_a_real_prediction(
     assert f"kubectl delete namespace {namespace}" in out
     assert (tmp_path / "model" / "model.joblib").is_file()
     assert "operator.log" in out
+
+
+@pytest.mark.slow
+@pytest.mark.realnode
+def test_demo_on_a_real_node_predicts_from_a_pod_and_splits_a_canary(tmp_path: Path) -> None:
+    """Without KUBECONFIG, where a real node can run, the demo's answers come from a pod.
+
+    It starts the machine's one real node itself, so it runs before the session's
+    ``real_node`` fixture (tests/e2e/conftest.py orders it first) and stops the node with
+    ``kubeserve cluster down``, which must restore the host.
+    """
+    from kubeserve import nodedemo
+    from kubeserve.devcluster import node
+
+    reasons = node.host_reasons()
+    if reasons:
+        pytest.skip("no real node on this host: " + "; ".join(reasons))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("KUBECONFIG", nodedemo.REAL_NODE_ENV)
+    }
+    env["KUBESERVE_CLUSTER_DIR"] = str(tmp_path / "cluster")
+    env["KUBESERVE_DEMO_WORKDIR"] = str(tmp_path / "work")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "kubeserve.demo"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1200,
+            check=False,
+        )
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "kubeserve.cli", "cluster", "down"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    out = result.stdout
+    assert result.returncode == 0, f"{out}\n{result.stderr}"
+    assert "a real kubelet node on this machine" in out
+    assert "no real node here" not in out
+    assert '{"predictions":[0]}' in out
+    assert "prediction: class 0 = setosa" in out
+    assert "the same through the Gateway (Host: iris.kubeserve-demo.example.com)" in out
+    assert '"data":[0]' in out
+    counts = {
+        line.split()[0]: int(line.split(":")[1].split()[0])
+        for line in out.splitlines()
+        if line.strip().startswith(("stable revision", "canary revision"))
+    }
+    total = nodedemo.CANARY_REQUESTS
+    assert set(counts) == {"stable", "canary"}, out
+    assert counts["stable"] + counts["canary"] == total
+    # Traefik's weighted round robin over 50 sequential requests at 90/10 gives 45/5
+    # exactly; the demo only promises that both revisions answered, in that proportion.
+    assert counts["canary"] == total * nodedemo.CANARY_PERCENT // 100, out
+    assert down.returncode == 0, down.stdout + down.stderr

@@ -19,10 +19,14 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 
+from kubeserve.cli import main
 from kubeserve.images import archive, catalog, containerd, pause, recipe, venv
+from kubeserve.local.ports import free_port
 
 SKOPEO = shutil.which("skopeo")
 CONTAINERD = shutil.which("containerd")
@@ -166,8 +170,6 @@ def python_images() -> dict[str, catalog.Built]:
 
 def _dockerfile_final_stage(path: Path) -> dict[str, object]:
     """The final stage read straight from dockerfile-parse, not through the image builder."""
-    from dockerfile_parse import DockerfileParser
-
     parser = DockerfileParser(str(path), env_replace=True, parent_env={"PATH": "$PATH"})
     final: dict[str, str] = {}
     args: dict[str, str] = {}
@@ -262,6 +264,15 @@ def test_runtime_serves_read_only_as_uid_1000(
         throwaway_containerd, name, "sh", "-c", "id -u; id -g; stat -c %u /mnt/models"
     )
     assert identity.split() == ["1000", "1000", "1000"]
+    stale = _ctr_run(
+        throwaway_containerd,
+        name,
+        "sh",
+        "-c",
+        "python -v -c 'import kubeserve_runtime.server, sklearn' 2>&1"
+        " | grep -c 'bytecode is stale' || true",
+    )
+    assert stale.strip() == "0", "the image's .pyc files do not match their sources' mtimes"
     _ctr_run(
         throwaway_containerd,
         name,
@@ -272,8 +283,6 @@ def test_runtime_serves_read_only_as_uid_1000(
         mounts=(model_mount, examples),
     )
     assert (models / "iris" / "model.joblib").stat().st_uid == 1000
-    from kubeserve.local.ports import free_port
-
     port, grpc, metrics = free_port(), free_port(), free_port()
     task = f"serve{time.monotonic_ns()}"
     containerd.ctr(
@@ -300,8 +309,6 @@ def test_runtime_serves_read_only_as_uid_1000(
         str(metrics),
     )
     try:
-        import httpx
-
         deadline = time.monotonic() + READY_SECONDS
         while True:
             try:
@@ -352,3 +359,19 @@ def test_operator_starts_read_only_as_uid_1000(
     )
     assert out.splitlines()[0] == "1000"
     assert "usage: kubeserve run" in out
+
+
+@pytest.mark.slow
+def test_cli_builds_then_imports_by_name(
+    pause_image: catalog.Built, throwaway_containerd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kubeserve image build pause` says cached; `image import pause` finds its archive."""
+    assert main(["image", "build", "pause"]) == 0
+    assert "cached" in capsys.readouterr().out
+    assert main(["image", "import", "--address", str(throwaway_containerd), "pause"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"imported {pause.REFERENCE} from {pause_image.path}"
+    )
+    missing = str(pause_image.path.with_name("nonesuch.tar"))
+    assert main(["image", "import", "--address", str(throwaway_containerd), missing]) == 1
+    assert "no archive" in capsys.readouterr().err

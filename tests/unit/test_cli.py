@@ -15,8 +15,8 @@ def run_without(module: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 
 
-def test_missing_dev_extra_only_affects_its_commands() -> None:
-    """The operator image has no dev extra: `run` and `--version` work, `cluster` explains."""
+def test_missing_demo_extra_only_affects_its_commands() -> None:
+    """The operator image has no demo extra: `run` and `--version` work, `cluster` explains."""
     version = run_without("tenacity", "--version")
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("kubeserve ")
@@ -25,5 +25,5 @@ def test_missing_dev_extra_only_affects_its_commands() -> None:
     assert "--kubeconfig" in run_help.stdout
     cluster = run_without("tenacity", "cluster", "up")
     assert cluster.returncode == 2
-    assert "pip install 'kubeserve[dev]'" in cluster.stderr
+    assert "pip install 'kubeserve[demo]'" in cluster.stderr
     assert "tenacity" in cluster.stderr

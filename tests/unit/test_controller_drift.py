@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 from kubeserve.controller.drift import (
-    APPLIED_HASH,
     applied_hash,
     contains,
     merge_patch,
@@ -14,6 +13,7 @@ from kubeserve.controller.drift import (
     prune_none,
     stamp,
 )
+from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -152,5 +152,7 @@ def test_the_hash_is_stable_and_ignores_its_own_stamp() -> None:
     assert applied_hash(reordered) == applied_hash(DESIRED)
     assert stamp(stamp(DESIRED)) == stamp(DESIRED)
     assert applied_hash(stamp(DESIRED)) == applied_hash(DESIRED)
-    assert stamp(DESIRED)["metadata"]["annotations"] == {APPLIED_HASH: applied_hash(DESIRED)}
+    assert stamp(DESIRED)["metadata"]["annotations"] == {
+        ANNOTATION_APPLIED_HASH: applied_hash(DESIRED)
+    }
     assert "annotations" not in DESIRED["metadata"]

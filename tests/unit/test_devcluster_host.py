@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from kubeserve.cli import main
 from kubeserve.devcluster import host
 
 FILESYSTEMS = "nodev\tsysfs\nnodev\toverlay\n\text4\n"
@@ -48,3 +51,24 @@ def test_missing_programs_and_packages() -> None:
         "containernetworking-plugins",
     ]
     assert host.missing_packages(packages, lambda _: True) == []
+
+
+@pytest.mark.skipif(
+    bool(host.missing_packages(tuple(host.PACKAGES))), reason="some host packages are missing"
+)
+def test_prepare_host_does_nothing_when_everything_is_there() -> None:
+    """No apt-get at all (so no network and no root needed) on a prepared host."""
+    said: list[str] = []
+    assert host.prepare_host(log=said.append) == []
+    assert said == []
+
+
+@pytest.mark.skipif(
+    bool(host.missing_packages(tuple(host.PACKAGES))), reason="some host packages are missing"
+)
+def test_prepare_host_command_on_a_prepared_host(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command says nothing was installed and lists exactly host_support()'s reasons."""
+    assert main(["cluster", "prepare-host"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "every package is already installed"
+    assert captured.err.count("a real node cannot run here") == len(host.host_support())

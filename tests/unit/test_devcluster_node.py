@@ -51,7 +51,8 @@ def test_containerd_config_is_private_and_clamps_oom_scores() -> None:
     paths = containerd.Paths(Path("/state/node/containerd"))
     config = tomllib.loads(containerd.config_toml(paths, Path("/state/node/cni/net.d")))
     assert config["root"] == "/state/node/containerd/root"
-    assert config["grpc"]["address"] == "/state/node/containerd/containerd.sock"
+    assert config["grpc"]["address"] == str(containerd.SOCKET)
+    assert len(f"{containerd.SOCKET}.ttrpc") < 104
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["restrict_oom_score_adj"] is True
     assert cri["sandbox_image"] == containerd.PAUSE_IMAGE
@@ -66,7 +67,7 @@ def test_kubelet_is_loopback_only_without_dns_and_runs_on_cgroup_v1() -> None:
     assert config["address"] == "127.0.1.1"
     assert config["healthzBindAddress"] == "127.0.0.1"
     assert config["resolvConf"] == "/n/config/resolv.conf"
-    assert config["containerRuntimeEndpoint"] == "unix:///n/containerd/containerd.sock"
+    assert config["containerRuntimeEndpoint"] == f"unix://{containerd.SOCKET}"
     proxy = node.kube_proxy_config(Path("/k"), "vm")
     assert proxy["mode"] == "iptables"
     assert proxy["conntrack"]["maxPerCore"] == 0

@@ -164,3 +164,14 @@ def test_corrupt_blob_is_refused(tmp_path: Path) -> None:
 def test_split_reference(reference: str, expected: tuple[str, str]) -> None:
     """The tag is what follows the last colon, unless that colon is a registry port."""
     assert archive.split_reference(reference) == expected
+
+
+def test_keep_mtime(tmp_path: Path) -> None:
+    """A layer may keep its mtimes (valid .pyc files need them); the default resets them."""
+    root = _folder(tmp_path / "rootfs")
+    os.utime(root / "opt" / "app" / "main.py", (1_700_000_000, 1_700_000_000))
+    kept = archive.write_archive(
+        tmp_path / "k.tar", "x.local/a:1", [archive.Layer(root, keep_mtime=True)], CONFIG
+    )
+    members = {m.name: m for m in archive.read_archive(kept.path).layers[0]}
+    assert members["opt/app/main.py"].mtime == 1_700_000_000

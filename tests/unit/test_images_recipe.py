@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeserve.images import recipe, rootfs, store, venv
+from kubeserve.images import catalog, recipe, rootfs, store, venv
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "serving_image" / "Dockerfile"
@@ -113,3 +113,11 @@ def test_tree_key_follows_content_not_bytecode(tmp_path: Path) -> None:
     assert store.tree_key(tmp_path, ["pkg"]) == first
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
     assert store.tree_key(tmp_path, ["pkg"]) != first
+
+
+def test_prune_keeps_the_most_recently_used() -> None:
+    """Several checkouts share the cache: the newest few survive, half-built ones are left."""
+    entries = {Path(f"runtime-{n}.tar"): float(n) for n in range(5)}
+    entries[Path("app-runtime-x.partial")] = 0.0
+    assert catalog.to_prune(entries, keep=3) == [Path("runtime-1.tar"), Path("runtime-0.tar")]
+    assert catalog.to_prune(entries, keep=10) == []

@@ -23,6 +23,7 @@ from kubeserve.rollout.decision import (
     Condition,
     Decision,
     Observed,
+    Policy,
     Reading,
     RolloutSettings,
     WorkloadObservation,
@@ -96,7 +97,11 @@ class Run:
             canary_metrics=metrics,
         )
         decision = decide(
-            self.spec, self.state(), observed, self.now, RolloutSettings(drain_seconds=DRAIN)
+            Policy.from_spec(self.spec),
+            self.state(),
+            observed,
+            self.now,
+            RolloutSettings(drain_seconds=DRAIN),
         )
         self.status = {STATUS_KEY: decision.state.to_status()}
         self.last = decision
@@ -281,7 +286,7 @@ def test_progressive_rollout_passes_every_step_then_promotes() -> None:
     assert state.canary.step == 0
     assert run.last is not None
     assert run.last.requeue_after == 60
-    assert metrics_request(run.spec, state, run.now) is not None
+    assert metrics_request(Policy.from_spec(run.spec), state, run.now) is not None
 
     d = run.step(after=30, metrics=ok())  # not due yet: the reading is not judged
     assert weights(d) == {(P, R1): 90, (P, R2): 10}
@@ -312,7 +317,9 @@ def test_progressive_rollout_passes_every_step_then_promotes() -> None:
     assert reasons(d) == ["AnalysisPassed", "Promoting"]
     assert sizes(d)[(P, R2)] == (3, 4)
     assert weights(d) == {(P, R1): 40, (P, R2): 60}
-    assert metrics_request(run.spec, run.state(), run.now) is None  # no analysis while promoting
+    assert (
+        metrics_request(Policy.from_spec(run.spec), run.state(), run.now) is None
+    )  # no analysis while promoting
 
     d = run.step(after=5, ready={(P, R1): 3, (P, R2): 3})
     assert weights(d) == {(P, R2): 100}
@@ -396,7 +403,7 @@ def test_too_few_requests_waits_without_verdict() -> None:
     assert progressing.reason == "WaitingForTraffic"
     assert "waiting for traffic: 12 of 50 requests" in progressing.message
     assert d.requeue_after == 60
-    req = metrics_request(run.spec, state, run.now)
+    req = metrics_request(Policy.from_spec(run.spec), state, run.now)
     assert req is not None
     assert req.window_seconds == 60  # a Prometheus query spans the whole grown window
 
@@ -445,7 +452,7 @@ def test_rolled_back_revision_is_not_retried_until_spec_changes() -> None:
         assert sizes(d) == {(P, R1): (2, 4), (P, R2): (0, 0)}
         assert cond(d, "RolledBack").status == "True"
         assert d.requeue_after is None
-        assert metrics_request(run.spec, run.state(), run.now) is None
+        assert metrics_request(Policy.from_spec(run.spec), run.state(), run.now) is None
 
     run.spec = isvc_spec(V3, rollout=rollout)
     d = run.step(after=1)
@@ -708,9 +715,12 @@ def test_restart_mid_rollout_decides_the_same_from_status_alone() -> None:
         canary_metrics=ok(),
     )
     later = run.now + timedelta(seconds=60)
-    continued = decide(run.spec, live.state, observed, later)
+    continued = decide(Policy.from_spec(run.spec), live.state, observed, later)
     restarted = decide(
-        run.spec, RolloutState.from_status(json.loads(json.dumps(run.status))), observed, later
+        Policy.from_spec(run.spec),
+        RolloutState.from_status(json.loads(json.dumps(run.status))),
+        observed,
+        later,
     )
     assert restarted == continued
     assert restarted.state.to_status() == continued.state.to_status()
@@ -721,7 +731,12 @@ def test_decide_leaves_the_given_state_untouched() -> None:
     run = start_progressive()
     before = run.state()
     snapshot = before.to_status()
-    decide(run.spec, before, Observed(canary_metrics=ok(errors=200)), run.now + timedelta(hours=1))
+    decide(
+        Policy.from_spec(run.spec),
+        before,
+        Observed(canary_metrics=ok(errors=200)),
+        run.now + timedelta(hours=1),
+    )
     assert before.to_status() == snapshot
 
 

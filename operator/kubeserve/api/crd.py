@@ -13,15 +13,8 @@ from typing import Any
 import yaml
 
 from kubeserve.api.schema import JsonObject, structural_schema
-from kubeserve.api.v1alpha1 import (
-    GROUP,
-    KIND,
-    PLURAL,
-    SHORT_NAMES,
-    SINGULAR,
-    VERSION,
-    InferenceService,
-)
+from kubeserve.api.v1alpha1 import SHORT_NAMES, SINGULAR, InferenceService
+from kubeserve_runtime.contract import GROUP, KIND, PLURAL, VERSION
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 CRD_FILENAME = f"{GROUP}_{PLURAL}.yaml"

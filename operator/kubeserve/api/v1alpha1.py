@@ -17,12 +17,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from kubeserve.api.base import ApiModel, Rule
+from kubeserve_runtime import contract
 
-GROUP = "serving.kubeserve.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "InferenceService"
-PLURAL = "inferenceservices"
 SINGULAR = "inferenceservice"
 SHORT_NAMES = ("isvc",)
 
@@ -75,22 +71,7 @@ STORAGE_URI_PATTERN = r"^(s3|gs|https?|pvc|file)://.+$"
 ModelFormatName = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch", "custom"]
 ProtocolVersion = Literal["v1", "v2"]
 ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
-DataType = Literal[
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "BF16",
-    "FP32",
-    "FP64",
-    "BYTES",
-]
+DataType = contract.Datatype
 
 DEFAULT_STORAGE_SIZE_LIMIT = "10Gi"
 """storageSizeLimit when unset: room for typical models without filling a node's disk."""

@@ -1,10 +1,11 @@
-"""The builders' entry point: (InferenceService object, TrafficPlan, config) -> children.
+"""The builders' entry point: (InferenceService, TrafficPlan, config) -> children.
 
 Pure and deterministic: same inputs, same list (sorted by kind, then name), no API
 calls. The plan may name revisions that are no longer in the spec (the stable revision
 during a canary, the previous one kept for rollback), so the caller passes the raw
 predictor spec of every workload (the rollout decision keeps them in status).
-Predictor specs are validated with the API models before use.
+The InferenceService comes validated (the caller parsed it once); the predictor specs
+of the plan are validated with the API models before use.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def sort_key(obj: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def build_children(
-    obj: Mapping[str, Any],
+    isvc: InferenceService,
     plan: TrafficPlan,
     predictors: Mapping[WorkloadKey, Mapping[str, Any]],
     config: OperatorConfig,
@@ -55,7 +56,6 @@ def build_children(
     `routes=False` leaves out the route objects (after a RouteUnsupported, so the
     workloads are still applied while the status explains the route problem).
     """
-    isvc = InferenceService.model_validate(obj)
     children: list[dict[str, Any]] = []
     for workload in plan.workloads:
         raw = predictors.get((workload.component, workload.revision))

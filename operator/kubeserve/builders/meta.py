@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeserve.api.v1alpha1 import API_VERSION, KIND, InferenceService
+from kubeserve.api.v1alpha1 import InferenceService
+from kubeserve_runtime.contract import (
+    API_VERSION,
+    KIND,
+    LABEL_COMPONENT,
+    LABEL_ISVC,
+    LABEL_REVISION,
+    LABEL_VARIANT,
+)
 
-LABEL_ISVC = "serving.kubeserve.io/inferenceservice"
-LABEL_REVISION = "serving.kubeserve.io/revision"
-LABEL_VARIANT = "serving.kubeserve.io/variant"
 MANAGER = "kubeserve"
 APP_NAME = "kubeserve-predictor"
 ROUTE_COMPONENT = "router"
@@ -31,7 +36,7 @@ def labels(isvc: str, component: str, revision: str | None = None) -> dict[str, 
     out = {
         "app.kubernetes.io/name": APP_NAME,
         "app.kubernetes.io/instance": isvc,
-        "app.kubernetes.io/component": component,
+        LABEL_COMPONENT: component,
         "app.kubernetes.io/managed-by": MANAGER,
         "app.kubernetes.io/part-of": "kubeserve",
         LABEL_ISVC: isvc,

@@ -43,12 +43,9 @@ from kubeserve.api.v1alpha1 import (
     size_bytes,
 )
 from kubeserve.config import OperatorConfig
+from kubeserve_runtime import contract
+from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_DIR, PVC_ROOT
 
-HTTP_PORT = 8080
-GRPC_PORT = 8081
-METRICS_PORT = 8082
-MODEL_DIR = "/mnt/models"
-PVC_ROOT = "/mnt/pvc"
 STORAGE_SECRET_DIR = "/var/run/secrets/kubeserve/storage"
 AUTH_DIR = "/var/run/secrets/kubeserve/auth"
 AUTH_KEY = "tokens"
@@ -126,9 +123,9 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 def _probes() -> dict[str, Any]:
     """Readiness/liveness on the OIP health endpoints; a startup probe covers loading."""
     return {
-        "startupProbe": _probe("/v2/health/live", period=5, failures=120),
-        "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
-        "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
+        "startupProbe": _probe(contract.LIVE_PATH, period=5, failures=120),
+        "readinessProbe": _probe(contract.READY_PATH, period=5, failures=3),
+        "livenessProbe": _probe(contract.LIVE_PATH, period=10, failures=3),
     }
 
 
@@ -164,25 +161,25 @@ def _runtime_env(
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
-        "KUBESERVE_MODEL_DIR": MODEL_DIR,
-        "KUBESERVE_MODEL_NAME": isvc_name,
-        "KUBESERVE_MODEL_VERSION": revision,
-        "KUBESERVE_MODEL_FORMAT": model.model_format.name,
-        "KUBESERVE_HTTP_PORT": str(HTTP_PORT),
-        "KUBESERVE_GRPC_PORT": str(GRPC_PORT),
-        "KUBESERVE_METRICS_PORT": str(METRICS_PORT),
-        "KUBESERVE_SHUTDOWN_DELAY_SECONDS": str(predictor.shutdown_delay_seconds),
-        "KUBESERVE_DRAIN_TIMEOUT_SECONDS": str(DRAIN_TIMEOUT_SECONDS),
+        contract.ENV_MODEL_DIR: MODEL_DIR,
+        contract.ENV_MODEL_NAME: isvc_name,
+        contract.ENV_MODEL_VERSION: revision,
+        contract.ENV_MODEL_FORMAT: model.model_format.name,
+        contract.ENV_HTTP_PORT: str(HTTP_PORT),
+        contract.ENV_GRPC_PORT: str(GRPC_PORT),
+        contract.ENV_METRICS_PORT: str(METRICS_PORT),
+        contract.ENV_SHUTDOWN_DELAY_SECONDS: str(predictor.shutdown_delay_seconds),
+        contract.ENV_DRAIN_TIMEOUT_SECONDS: str(DRAIN_TIMEOUT_SECONDS),
     }
     if predictor.batcher is not None:
-        env["KUBESERVE_MAX_BATCH_SIZE"] = str(predictor.batcher.max_batch_size)
-        env["KUBESERVE_MAX_LATENCY_MS"] = str(predictor.batcher.max_latency_ms)
+        env[contract.ENV_MAX_BATCH_SIZE] = str(predictor.batcher.max_batch_size)
+        env[contract.ENV_MAX_LATENCY_MS] = str(predictor.batcher.max_latency_ms)
     if predictor.input_schema is not None:
-        env["KUBESERVE_INPUT_SCHEMA"] = json.dumps(
+        env[contract.ENV_INPUT_SCHEMA] = json.dumps(
             predictor.input_schema.to_dict(), sort_keys=True, separators=(",", ":")
         )
     if with_auth:
-        env["KUBESERVE_AUTH_TOKEN_FILE"] = f"{AUTH_DIR}/{AUTH_KEY}"
+        env[contract.ENV_AUTH_TOKEN_FILE] = f"{AUTH_DIR}/{AUTH_KEY}"
     return env
 
 
@@ -208,11 +205,11 @@ def _model_containers(
     runtime_mounts = _base_mounts()
     init_env: list[dict[str, Any]] = [
         {
-            "name": "KUBESERVE_MAX_MODEL_BYTES",
+            "name": contract.ENV_MAX_MODEL_BYTES,
             "value": str(size_bytes(model.storage_size_limit)),
         }
     ]
-    args = ["download", model.storage_uri, MODEL_DIR]
+    args = [contract.DOWNLOAD, model.storage_uri, MODEL_DIR]
     claim = _pvc_claim(model.storage_uri)
     if claim is not None:
         volumes.append(
@@ -221,7 +218,7 @@ def _model_containers(
         mount = {"name": "pvc", "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": True}
         init_mounts.append(mount)
         runtime_mounts.append(dict(mount))
-        args.append("--link")
+        args.append(contract.LINK_FLAG)
     if model.storage_secret_ref is not None:
         volumes.append(
             {
@@ -232,14 +229,14 @@ def _model_containers(
         init_mounts.append(
             {"name": "storage-secret", "mountPath": STORAGE_SECRET_DIR, "readOnly": True}
         )
-        init_env.append({"name": "KUBESERVE_STORAGE_SECRET_DIR", "value": STORAGE_SECRET_DIR})
+        init_env.append({"name": contract.ENV_STORAGE_SECRET_DIR, "value": STORAGE_SECRET_DIR})
     if auth_secret is not None:
         runtime_mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
     initializer = {
         "name": INITIALIZER_CONTAINER,
         "image": config.initializer_image,
         "imagePullPolicy": config.image_pull_policy,
-        "command": ["kubeserve-runtime"],
+        "command": [contract.RUNTIME_COMMAND],
         "args": args,
         "env": init_env,
         "resources": _resources(None, config),
@@ -250,8 +247,8 @@ def _model_containers(
         "name": RUNTIME_CONTAINER,
         "image": config.image_for(model.runtime_version),
         "imagePullPolicy": config.image_pull_policy,
-        "command": ["kubeserve-runtime"],
-        "args": ["serve"],
+        "command": [contract.RUNTIME_COMMAND],
+        "args": [contract.SERVE],
         "env": _env(
             _runtime_env(isvc_name, revision, predictor, model, auth_secret is not None),
             model.env,
@@ -359,7 +356,7 @@ def pod_template(
             "annotations": {
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(METRICS_PORT),
-                "prometheus.io/path": "/metrics",
+                "prometheus.io/path": contract.METRICS_PATH,
             },
         },
         "spec": spec,

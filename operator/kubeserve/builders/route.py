@@ -23,10 +23,10 @@ from typing import Any
 
 from kubeserve.api.v1alpha1 import MAIN_COMPONENT, InferenceService
 from kubeserve.builders.meta import ROUTE_COMPONENT, labels, object_meta, selector_labels
-from kubeserve.builders.pod import HTTP_PORT
 from kubeserve.builders.workload import service_ports
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import Backend, Mirror, TrafficPlan, workload_name
+from kubeserve_runtime.contract import HTTP_PORT
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 NGINX = "nginx.ingress.kubernetes.io"

@@ -19,9 +19,10 @@ from kubeserve.builders.meta import (
     object_meta,
     selector_labels,
 )
-from kubeserve.builders.pod import GRPC_PORT, HTTP_PORT, pod_template
+from kubeserve.builders.pod import pod_template
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import Workload, workload_name
+from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT
 
 PODS_METRICS = {
     "concurrency": "kubeserve_inflight_requests",

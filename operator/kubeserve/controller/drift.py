@@ -10,7 +10,7 @@ Two questions decide an apply:
   cannot tell when the new desired object merely *lost* a field (a removed mirror, a
   label, an annotation such as nginx ``canary-weight``): the old value is still on the
   live object, so everything desired is "present" and the field would stay forever.
-  Each applied object therefore carries :data:`APPLIED_HASH` — a hash of exactly what
+  Each applied object therefore carries the applied-hash annotation — a hash of exactly what
   was applied — and a different hash means "apply", after which server-side apply
   removes the fields our field manager no longer sets.
 * Did someone else change it (drift)? The live object carries fields the API server
@@ -33,16 +33,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-IGNORED_METADATA = frozenset({"resourceVersion", "uid", "generation", "creationTimestamp"})
+from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH
 
-APPLIED_HASH = "serving.kubeserve.io/applied-hash"
-"""Annotation on every child: hash of the object kubeserve last applied."""
+IGNORED_METADATA = frozenset({"resourceVersion", "uid", "generation", "creationTimestamp"})
 
 
 def applied_hash(obj: Mapping[str, Any]) -> str:
     """A short, stable hash of `obj` as it will be applied (without its own stamp)."""
     meta = dict(obj.get("metadata") or {})
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != APPLIED_HASH}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != ANNOTATION_APPLIED_HASH
+    }
     meta["annotations"] = annotations
     if not annotations:
         del meta["annotations"]
@@ -51,10 +52,13 @@ def applied_hash(obj: Mapping[str, Any]) -> str:
 
 
 def stamp(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `obj` annotated with :data:`APPLIED_HASH` of its content."""
+    """A copy of `obj` annotated with the hash of its content (the applied-hash)."""
     stamped = copy.deepcopy(dict(obj))
     meta = stamped.setdefault("metadata", {})
-    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH: applied_hash(obj)}
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        ANNOTATION_APPLIED_HASH: applied_hash(obj),
+    }
     return stamped
 
 

@@ -2,7 +2,9 @@
 
 Indices hold the live InferenceServices and their children (fed by kopf's watches);
 kopf does not start event handlers until every index has listed its objects, so the
-first reconcile after a restart already sees what exists and writes nothing new.
+first reconcile after a restart already sees what exists and writes nothing new. A
+startup handler hands the indices to the controller: kopf creates them (empty) before
+the startup handlers run and fills the same objects as the watches list.
 Event handlers only enqueue the owning InferenceService's key.
 
 The liveness probe (kopf's /healthz) includes the work queue: a pass that even the pass
@@ -18,9 +20,9 @@ from typing import Any
 
 import kopf
 
-from kubeserve.controller.kube import GROUP, PLURAL, VERSION
-from kubeserve.controller.state import CHILD_KINDS, ISVC_LABEL, ChildKind, Controller
+from kubeserve.controller.state import CHILD_KINDS, ISVC_INDEX, ChildKind, Controller
 from kubeserve.controller.workqueue import WorkQueue
+from kubeserve_runtime.contract import GROUP, LABEL_ISVC, PLURAL, VERSION
 
 
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,13 +49,17 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 
     kopf.on.probe(id="queue", registry=registry)(probe_queue)
 
+    def attach_indices(**kwargs: Any) -> None:
+        controller.attach(kwargs)
+
+    kopf.on.startup(id="attach_indices", registry=registry)(attach_indices)
+
     def index_isvc(**kwargs: Any) -> object:
         return {(kwargs["namespace"], kwargs["name"]): _snapshot(kwargs["body"])}
 
-    kopf.index(GROUP, VERSION, PLURAL, id="isvc_index", registry=registry)(index_isvc)
+    kopf.index(GROUP, VERSION, PLURAL, id=ISVC_INDEX, registry=registry)(index_isvc)
 
     async def on_isvc(**kwargs: Any) -> None:
-        controller.bind(kwargs)
         key = (kwargs["namespace"], kwargs["name"])
         controller.isvc_event(str(kwargs.get("type") or ""), key)
 
@@ -66,10 +72,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 def _register_child(
     registry: kopf.OperatorRegistry, controller: Controller, child: ChildKind
 ) -> None:
-    labels = {ISVC_LABEL: kopf.PRESENT}
+    labels = {LABEL_ISVC: kopf.PRESENT}
 
     def index_child(**kwargs: Any) -> object:
-        key = (kwargs["namespace"], kwargs["labels"][ISVC_LABEL])
+        key = (kwargs["namespace"], kwargs["labels"][LABEL_ISVC])
         return {key: _snapshot(kwargs["body"])}
 
     kopf.index(
@@ -82,8 +88,7 @@ def _register_child(
     )(index_child)
 
     async def on_child(**kwargs: Any) -> None:
-        controller.bind(kwargs)
-        controller.child_event((kwargs["namespace"], kwargs["labels"][ISVC_LABEL]))
+        controller.child_event((kwargs["namespace"], kwargs["labels"][LABEL_ISVC]))
 
     kopf.on.event(
         child.group,

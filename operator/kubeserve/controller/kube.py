@@ -32,14 +32,11 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from kubeserve.controller.metrics import OperatorMetrics
+from kubeserve_runtime.contract import API_VERSION, KIND
 
 __all__ = ["API_TIMEOUT_SECONDS", "ConflictError", "Kube", "NotFoundError", "TimedRESTClient"]
 
 FIELD_MANAGER = "kubeserve"
-GROUP = "serving.kubeserve.io"
-VERSION = "v1alpha1"
-PLURAL = "inferenceservices"
-KIND = "InferenceService"
 
 API_TIMEOUT_SECONDS = 30.0
 """Longest wait for one API request attempt (connect, send and read the answer)."""
@@ -130,9 +127,7 @@ class Kube:
 
         def call() -> dict[str, Any] | None:
             try:
-                result = self._resource(f"{GROUP}/{VERSION}", KIND).get(
-                    name=name, namespace=namespace
-                )
+                result = self._resource(API_VERSION, KIND).get(name=name, namespace=namespace)
             except NotFoundError:
                 return None
             return dict(result.to_dict())
@@ -152,7 +147,7 @@ class Kube:
         """
 
         def call() -> dict[str, Any]:
-            resource = self._resource(f"{GROUP}/{VERSION}", KIND)
+            resource = self._resource(API_VERSION, KIND)
             result = resource.status.patch(
                 body={"metadata": {"resourceVersion": resource_version}, "status": dict(status)},
                 name=name,

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeserve.api.v1alpha1 import InferenceService
+from kubeserve.builders import RouteUnsupported, build_children, url
 from kubeserve.builders.meta import ROUTE_COMPONENT
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.drift import merge_patch, needs_apply, prune_none, stamp
@@ -34,6 +36,7 @@ from kubeserve.rollout.decision import (
     Condition,
     MetricsRequest,
     Observed,
+    Policy,
     Reading,
     RolloutSettings,
     WorkloadKey,
@@ -41,13 +44,11 @@ from kubeserve.rollout.decision import (
     decide,
     metrics_request,
 )
+from kubeserve.rollout.metrics import read_canary_metrics
 from kubeserve.rollout.state import RolloutState
+from kubeserve_runtime.contract import LABEL_COMPONENT, LABEL_REVISION, LABEL_VARIANT
 
 logger = logging.getLogger(__name__)
-
-COMPONENT_LABEL = "serving.kubeserve.io/variant"
-REVISION_LABEL = "serving.kubeserve.io/revision"
-COMPONENT_NAME_LABEL = "app.kubernetes.io/component"
 
 ObjectKey = tuple[str, str, str]
 """(apiVersion, kind, name) of a child in the InferenceService's namespace."""
@@ -92,7 +93,7 @@ def observe_workloads(
         if obj.get("kind") != "Deployment":
             continue
         labels = obj["metadata"].get("labels") or {}
-        key = (labels.get(COMPONENT_LABEL, ""), labels.get(REVISION_LABEL, ""))
+        key = (labels.get(LABEL_VARIANT, ""), labels.get(LABEL_REVISION, ""))
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         wanted = int(spec.get("replicas", 1))
@@ -164,14 +165,10 @@ def unwanted(
         if okey not in wanted
         and not (
             keep_routes
-            and (live[okey].get("metadata", {}).get("labels") or {}).get(COMPONENT_NAME_LABEL)
+            and (live[okey].get("metadata", {}).get("labels") or {}).get(LABEL_COMPONENT)
             == ROUTE_COMPONENT
         )
     ]
-
-
-Builder = Callable[[Mapping[str, Any], Any, OperatorConfig], list[dict[str, Any]]]
-MetricsReader = Callable[[Mapping[str, Any], Any, list[dict[str, Any]]], Any]
 
 
 @dataclass
@@ -262,35 +259,41 @@ class Reconciler:
         return timer if delay is None else min(delay, timer)
 
     async def _pass(self, isvc: dict[str, Any], children: list[dict[str, Any]]) -> float | None:
-        """One decision from `isvc` (the freshest version known) and everything it implies."""
-        meta = isvc["metadata"]
-        namespace, name = str(meta["namespace"]), str(meta["name"])
-        owned = [self._fresh(namespace, c) for c in children if owned_by(c, str(meta["uid"]))]
+        """One decision from `isvc` (the freshest version known) and everything it implies.
+
+        The object is parsed here, once: the validated model for the builders and the
+        status, the rollout policy for the metrics request and the decision. The raw
+        object stays for what must be exactly as stored: the predictor specs the policy
+        hashes into revisions, the stored status, the resourceVersion of the writes.
+        """
+        service = InferenceService.model_validate(isvc)
+        policy = Policy.from_spec(isvc["spec"])
+        stored: dict[str, Any] = isvc.get("status") or {}
+        namespace, name = service.metadata.namespace, service.metadata.name
+        uid = str(service.metadata.uid)
+        owned = [self._fresh(namespace, c) for c in children if owned_by(c, uid)]
         for (ns, okey), (older, obj) in list(self._writes.items()):
             if (
                 ns == namespace
                 and CREATED in older
                 and okey[1] != "InferenceService"
-                and (owned_by(obj, str(meta["uid"])) and okey not in {object_key(c) for c in owned})
+                and (owned_by(obj, uid) and okey not in {object_key(c) for c in owned})
             ):
                 owned.append(obj)
         now = self.clock()
-        state = RolloutState.from_status(isvc.get("status"))
+        state = RolloutState.from_status(stored)
         workloads = observe_workloads(owned)
-        request = metrics_request(isvc["spec"], state, now)
-        reading = await self._read_metrics(isvc, request, owned) if request else None
-        decision = decide(isvc["spec"], state, Observed(workloads, reading), now, self.settings)
-
-        from kubeserve.api.v1alpha1 import InferenceService
-        from kubeserve.builders import RouteUnsupported, build_children, url
+        request = metrics_request(policy, state, now)
+        reading = await self._read_metrics(isvc, request) if request else None
+        decision = decide(policy, state, Observed(workloads, reading), now, self.settings)
 
         route_error: RouteUnsupported | None = None
         try:
-            desired = build_children(isvc, decision.plan, decision.predictors, self.config)
+            desired = build_children(service, decision.plan, decision.predictors, self.config)
         except RouteUnsupported as exc:
             route_error = exc
             desired = build_children(
-                isvc, decision.plan, decision.predictors, self.config, routes=False
+                service, decision.plan, decision.predictors, self.config, routes=False
             )
         desired = [stamp(obj) for obj in desired]
         live = {object_key(c): c for c in owned}
@@ -306,9 +309,11 @@ class Reconciler:
             self._writes.pop((namespace, okey), None)
             logger.info("Deleted %s %s/%s (no longer desired)", okey[1], namespace, okey[2])
 
-        where = url(InferenceService.model_validate(isvc), self.config)
-        status = desired_status(isvc, decision, workloads, where, route_error, now)
-        patch = merge_patch(isvc.get("status") or {}, prune_none(status))
+        where = url(service, self.config)
+        status = desired_status(
+            service, stored.get("conditions"), decision, workloads, where, route_error, now
+        )
+        patch = merge_patch(stored, prune_none(status))
         if patch:
             written = await self.kube.patch_status(namespace, name, patch, resource_version(isvc))
             self._remember(namespace, isvc, written)
@@ -357,10 +362,6 @@ class Reconciler:
             return
         self._remember(namespace, isvc, result)
 
-    async def _read_metrics(
-        self, isvc: Mapping[str, Any], request: MetricsRequest, owned: list[dict[str, Any]]
-    ) -> Reading:
+    async def _read_metrics(self, isvc: Mapping[str, Any], request: MetricsRequest) -> Reading:
         """Canary metrics for the analysis (Prometheus, or the canary pods' /metrics)."""
-        from kubeserve.rollout.metrics import read_canary_metrics
-
         return await read_canary_metrics(isvc, request, self.config, list_pods=self.kube.list_pods)

@@ -4,6 +4,11 @@ Credentials come from the in-cluster ServiceAccount, else from KUBECONFIG (or
 ``--kubeconfig``), so the same command runs in a pod and on a laptop against the local
 control plane. kopf is configured to observe only: no peering objects, no CRD scans,
 no annotations on the user's objects.
+
+kopf, the Kubernetes client and the controller modules are imported inside
+:func:`run` and :func:`register`, not at the top: the ``kubeserve`` CLI registers
+every subcommand at start, and ``kubeserve render`` or ``--help`` should not pay for
+(or need) the operator's dependencies. The reconcile pass itself imports at the top.
 """
 
 from __future__ import annotations

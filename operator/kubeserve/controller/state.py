@@ -1,8 +1,9 @@
 """The controller object: the in-memory view of the cluster and the work queue.
 
-kopf hands its indices (live views of the watched objects) to every handler call;
-:meth:`Controller.bind` keeps references to them, and the reconcile pass reads the
-InferenceService and its children from there instead of asking the API server.
+kopf's indices (live views of the watched objects) are handed over once per operator
+start, by a startup handler (:func:`kubeserve.controller.handlers.register`), through
+:meth:`Controller.attach`; the reconcile pass reads the InferenceService and its
+children from there instead of asking the API server.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any
 from kubeserve.controller.workqueue import Key, WorkQueue
 
 logger = logging.getLogger(__name__)
-
-ISVC_LABEL = "serving.kubeserve.io/inferenceservice"
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,11 @@ CHILD_KINDS = (
     ChildKind("networking.k8s.io", "v1", "ingresses", "Ingress"),
 )
 
+ISVC_INDEX = "isvc_index"
+"""Name of the kopf index (and handler kwarg) holding the InferenceServices."""
+INDEX_IDS = (ISVC_INDEX, *(child.index_id for child in CHILD_KINDS))
+"""Every index the controller reads."""
+
 Reconcile = Callable[["Controller", Key], Awaitable[float | None]]
 
 
@@ -66,12 +70,13 @@ class Controller:
     async def _work(self, key: Key) -> float | None:
         return await self.reconcile(self, key)
 
-    def bind(self, kwargs: Mapping[str, Any]) -> None:
-        """Keep the kopf indices passed to a handler (they are live views)."""
-        if not self.indices:
-            self.indices = {
-                k: v for k, v in kwargs.items() if k.endswith("_index") or k.startswith("children_")
-            }
+    def attach(self, indices: Mapping[str, Mapping[Any, Any]]) -> None:
+        """Read from these indices (live views kopf fills); each of :data:`INDEX_IDS` must
+        be there. Called at every operator start: a restarted kopf brings new indices."""
+        missing = [i for i in INDEX_IDS if i not in indices]
+        if missing:
+            raise KeyError(f"kopf did not hand over the indices {', '.join(missing)}")
+        self.indices = {i: indices[i] for i in INDEX_IDS}
 
     def isvc_event(self, event_type: str, key: Key) -> None:
         """An InferenceService was listed, added, modified or deleted."""
@@ -87,7 +92,7 @@ class Controller:
 
     def isvc(self, key: Key) -> dict[str, Any] | None:
         """The live InferenceService of `key`, or None once it is gone."""
-        return _first(self.indices.get("isvc_index"), key)
+        return _first(self.indices.get(ISVC_INDEX), key)
 
     def children(self, key: Key) -> list[dict[str, Any]]:
         """All live children of `key` across the watched kinds."""
@@ -100,7 +105,7 @@ class Controller:
 
     def managed_count(self) -> int:
         """How many InferenceServices are known."""
-        return len(self.indices.get("isvc_index") or {})
+        return len(self.indices.get(ISVC_INDEX) or {})
 
 
 def _first(index: Mapping[Any, Any] | None, key: Key) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kubeserve.api.v1alpha1 import InferenceService
 from kubeserve.builders.route import RouteUnsupported
 from kubeserve.plan import DEFAULT_COMPONENT, TrafficPlan, workload_name
 from kubeserve.rollout.decision import Condition, Decision, WorkloadKey, WorkloadObservation
@@ -60,17 +61,21 @@ def _percent(plan: TrafficPlan, component: str, revision: str) -> int:
 
 
 def desired_status(
-    isvc: Mapping[str, Any],
+    isvc: InferenceService,
+    live_conditions: Sequence[Mapping[str, Any]] | None,
     decision: Decision,
     workloads: Mapping[WorkloadKey, WorkloadObservation],
     url: str | None,
     route_error: RouteUnsupported | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """The full status the InferenceService should show after this pass."""
-    meta = isvc["metadata"]
-    name = str(meta["name"])
-    generation = meta.get("generation")
+    """The full status the InferenceService should show after this pass.
+
+    `live_conditions` are the stored ones, as stored: a condition keeps its
+    lastTransitionTime while its status holds.
+    """
+    name = isvc.metadata.name
+    generation = isvc.metadata.generation
     plan = decision.plan
     state = decision.state
 
@@ -146,7 +151,7 @@ def desired_status(
         ),
     )
     conditions = merge_conditions(
-        (isvc.get("status") or {}).get("conditions"),
+        live_conditions,
         [*decision.conditions, routes, ready],
         generation,
         now,

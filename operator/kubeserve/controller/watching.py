@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from kubeserve.controller.kube import GROUP, PLURAL, VERSION
+from kubeserve_runtime.contract import GROUP, PLURAL, VERSION
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:

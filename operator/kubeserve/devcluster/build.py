@@ -34,6 +34,7 @@ class BuildError(RuntimeError):
 KUBE_PACKAGES = [f"k8s.io/kubernetes/cmd/{name}" for name in versions.KUBE_BINARIES]
 NODE_PACKAGES = [f"k8s.io/kubernetes/cmd/{name}" for name in versions.NODE_BINARIES]
 TRAEFIK_MODULE = "github.com/traefik/traefik/v3"
+ACTIONLINT_MODULE = "github.com/rhysd/actionlint"
 KWOK_STAGES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -256,6 +257,13 @@ def _build_toxiproxy(go: Go, item: Component, out: Path) -> None:
     (out / "server").rename(out / "toxiproxy-server")
 
 
+def _build_actionlint(go: Go, item: Component, out: Path) -> None:
+    """Install actionlint with its version stamped (``actionlint -version`` prints it)."""
+    ldflags = f"-s -w -X {ACTIONLINT_MODULE}.version={item.version}"
+    pkg = f"{ACTIONLINT_MODULE}/cmd/actionlint@{item.version}"
+    go.run(["install", "-trimpath", "-ldflags", ldflags, pkg], _scratch(item), {"GOBIN": str(out)})
+
+
 def _copy_crds(sources: list[Path], out: Path) -> None:
     """Copy CRD YAML files into ``out/crds``."""
     (out / "crds").mkdir()
@@ -283,6 +291,7 @@ BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "gateway-api": _fetch_gateway_api,
     "prometheus-operator": _fetch_prometheus_operator,
     "toxiproxy": _build_toxiproxy,
+    "actionlint": _build_actionlint,
     "kubernetes-node": _build_kubernetes_node,
     "traefik": _build_traefik,
 }

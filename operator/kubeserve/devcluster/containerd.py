@@ -3,10 +3,10 @@
 Limits first: containerd 1.x from the distribution (tested: Debian 12's 1.6.20), the
 cgroupfs driver (no systemd here), and images only from local OCI archives (no registry
 is ever contacted: pulls fail, so pods use ``imagePullPolicy: IfNotPresent`` with images
-imported beforehand). Its config, content store, state, runc state and socket all live
-in the node's own folder, so it never meets a containerd the host may run; the shim
-sockets are the exception (containerd 1.6 puts them under ``/run/containerd/s``), which
-:mod:`~kubeserve.devcluster.hoststate` watches and removes.
+imported beforehand). Its config, content store, state and runc state live in the node's
+own folder and its socket is its own (:data:`SOCKET`), so it never meets a containerd
+the host may run; the shim sockets are the exception (containerd 1.6 puts them under
+``/run/containerd/s``), which :mod:`~kubeserve.devcluster.hoststate` watches and removes.
 
 ``restrict_oom_score_adj`` is on because some sandboxes (this one) lack
 CAP_SYS_RESOURCE: kubelet asks for ``oom_score_adj`` -998 for sandboxes and runc then
@@ -24,6 +24,10 @@ from pathlib import Path
 from kubeserve.devcluster.host import CNI_DIR
 from kubeserve.images.containerd import ContainerdError, ctr
 
+SOCKET = Path("/run/kubeserve/containerd.sock")
+"""containerd's socket: fixed and short, because a unix socket path (plus containerd's
+``.ttrpc`` suffix) must stay under 104 bytes, which a test's temporary folder exceeds; one
+real node per machine makes a fixed path safe."""
 PAUSE_IMAGE = "kubeserve.local/pause:3.10"
 """The sandbox image; built from Kubernetes' pause.c and imported, never pulled."""
 
@@ -41,8 +45,8 @@ class Paths:
 
     @property
     def socket(self) -> Path:
-        """Return the gRPC socket kubelet and ctr talk to."""
-        return self.root / "containerd.sock"
+        """Return the gRPC socket kubelet and ctr talk to (:data:`SOCKET`, whatever the root)."""
+        return SOCKET
 
     @property
     def content(self) -> Path:

@@ -11,6 +11,7 @@ the init container (``AWS_ENDPOINT_URL`` and the standard ``AWS_*`` keys).
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,9 @@ class ModelStore:
 
     def start(self) -> Self:
         """Start the server and create the bucket."""
+        # werkzeug logs every request on stderr: the storage initializer's own logs say
+        # what it fetched, and the demo's output stays readable.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.port = _free_port(self.address)
         self._server = ThreadedMotoServer(ip_address=self.address, port=self.port, verbose=False)
         self._server.start()

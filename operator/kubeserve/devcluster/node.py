@@ -559,6 +559,8 @@ def _teardown(record: hoststate.Record, parts: Sequence[NodePart], *, graceful: 
     shutil.rmtree(layout.root, ignore_errors=True)
     with contextlib.suppress(OSError):  # the control plane left it empty, as without a node
         Path(record.cluster).rmdir()
+    containerd.SOCKET.unlink(missing_ok=True)
+    Path(f"{containerd.SOCKET}.ttrpc").unlink(missing_ok=True)
     hoststate.RECORD.unlink(missing_ok=True)
     return leftovers
 

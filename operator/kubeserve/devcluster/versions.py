@@ -41,6 +41,11 @@ TOXIPROXY = "v2.12.0"
 
 Pinned by hand: the module proxy's ``@latest`` still answers v2.5.0 (2022)."""
 
+ACTIONLINT = "v1.7.12"
+"""github.com/rhysd/actionlint: lints the release workflow (.github/workflows/), which
+cannot run here. In the default build because it is small: 92 s cold (empty module and
+build caches, 2 shared cores)."""
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """Return the published staging-module version (v0.Y.Z) of a Kubernetes v1.Y.Z."""
@@ -75,6 +80,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("gateway-api", GATEWAY_API, ("crds",)),
     Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
+    Component("actionlint", ACTIONLINT, ("actionlint",)),
 )
 """Built by ``kubeserve cluster build`` and every test session: the KWOK control plane."""
 

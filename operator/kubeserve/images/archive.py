@@ -5,11 +5,16 @@ image per archive, one platform (this machine's). Uncompressed because the archi
 travels from this machine's cache into this machine's containerd; gzip would cost tens
 of seconds per build on two cores and save nothing that matters.
 
-Reproducible: entries are sorted, every mtime is :data:`EPOCH`, owner names are empty,
-and the JSON documents are written with sorted keys, so the same folders and config give
-the same digest. Owners are numeric and kept only when asked (``Layer.keep_owner``): a
-rootfs built as root keeps its uid/gid 1000 files; a folder built by the current user
-becomes root-owned, like ``COPY`` without ``--chown``.
+Reproducible: entries are sorted, owner names are empty, the JSON documents are written
+with sorted keys, and every mtime is :data:`EPOCH` unless the layer keeps its own, so the
+same folders and config give the same digest. Owners are numeric and kept only when
+asked (``Layer.keep_owner``): a rootfs built as root keeps its uid/gid 1000 files; a
+folder built by the current user becomes root-owned, like ``COPY`` without ``--chown``.
+
+A layer holding Python bytecode must keep its mtimes (``Layer.keep_mtime``): a
+timestamp-based ``.pyc`` records its source's mtime, and a source whose mtime was reset
+makes every such ``.pyc`` stale, so a read-only container would recompile each module on
+every start. Such folders are built once and cached, so they stay byte-equal per folder.
 
 An overlayfs upper folder can be a layer as is: its whiteouts (character devices 0/0)
 become OCI ``.wh.<name>`` entries and an opaque folder (``trusted.overlay.opaque=y``) gets
@@ -58,6 +63,7 @@ class Layer:
 
     folder: Path
     keep_owner: bool = False
+    keep_mtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,9 +148,12 @@ def _is_opaque(path: Path) -> bool:
         return False
 
 
-def _normalised(info: tarfile.TarInfo, keep_owner: bool) -> tarfile.TarInfo:
+def _normalised(
+    info: tarfile.TarInfo, keep_owner: bool, keep_mtime: bool = False
+) -> tarfile.TarInfo:
     """Fix the fields that would make two builds of the same folder differ."""
-    info.mtime = EPOCH
+    if not keep_mtime:
+        info.mtime = EPOCH
     info.uname = info.gname = ""
     if not keep_owner:
         info.uid = info.gid = 0
@@ -165,7 +174,9 @@ def write_layer(layer: Layer, out: BinaryIO) -> None:
                 )
                 tar.addfile(_normalised(marker, False))
                 continue
-            entry = _normalised(tar.gettarinfo(str(path), arcname=name), layer.keep_owner)
+            entry = _normalised(
+                tar.gettarinfo(str(path), arcname=name), layer.keep_owner, layer.keep_mtime
+            )
             if entry.isreg():
                 with path.open("rb") as handle:
                     tar.addfile(entry, handle)

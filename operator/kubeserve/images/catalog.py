@@ -8,9 +8,10 @@ asking for an image whose inputs did not change finds the archive and builds not
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,13 @@ NAMES = ("pause", "runtime", "operator")
 
 DOCKERFILES = {"runtime": "serving_image/Dockerfile", "operator": "operator/Dockerfile"}
 """The one definition of each Python image, shared with ``docker build``."""
+
+KEEP = 3
+"""Archives (and app layers) kept per image: the current one plus a few recent ones."""
+
+ROOTFS_LAYER = {"keep_owner": True, "keep_mtime": True}
+"""How the three rootfs folders become layers: owners (uid 1000 files) and mtimes (valid
+``.pyc`` files) kept; see :mod:`kubeserve.images.archive`."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ def plan(name: str, root: Path | None = None) -> Plan:
     deps = venv.deps_key(base, root, spec)
     app = venv.app_key(deps, root, spec)
     ref = reference(name, root)
-    image = store.key("image", app, spec.config.document(), ref)
+    image = store.key("image", app, spec.config.document(), ref, ROOTFS_LAYER)
     return Plan(name, root, spec, ref, release, base, deps, app, image)
 
 
@@ -139,27 +147,37 @@ def _ensure(folder: Path, build: Callable[[Path], object]) -> float | None:
     return time.monotonic() - started
 
 
-KEPT_ARCHIVES = 4
-"""Archives kept per image: the newest ones. Several checkouts (worktrees) share the cache,
-each with its own sources and so its own key; pruning all but the current one would
-delete an archive another checkout is about to import."""
+def to_prune(entries: Mapping[Path, float], keep: int = KEEP) -> list[Path]:
+    """Return the entries (path -> last use) beyond the ``keep`` most recently used ones.
 
-
-def stale_archives(archives: list[Path], current: Path, keep: int = KEPT_ARCHIVES) -> list[Path]:
-    """Return the archives to delete: all but ``current`` and the newest others, ``keep`` in all."""
-    others = sorted((path for path in archives if path != current), key=lambda p: p.stat().st_mtime)
-    return others[: max(0, len(others) - (keep - 1))]
+    Half-built ``.partial`` folders are never listed: they belong to a build in progress
+    or are replaced by the next one.
+    """
+    finished = [path for path in entries if ".partial" not in path.name]
+    finished.sort(key=lambda path: entries[path], reverse=True)
+    return finished[keep:]
 
 
 def _prune(current: Plan) -> None:
-    """Remove this image's older archives (each code change makes new ones) and app layers."""
-    for path in stale_archives(
-        list(store.images_dir().glob(f"{current.name}-*.tar")), current.archive
-    ):
-        path.unlink(missing_ok=True)
-    for path in store.images_dir().glob(f"app-{current.name}-*"):
-        if path != current.app_dir and path.is_dir():
-            shutil.rmtree(path)
+    """Keep this image's :data:`KEEP` most recently used archives and app layers.
+
+    Not only the current one: the cache is shared by every checkout on the machine (a
+    worktree per branch), each with its own current key, and deleting another checkout's
+    archive while its test session imports it fails that session.
+    """
+    folder = store.images_dir()
+    for pattern in (f"{current.name}-*.tar", f"app-{current.name}-*"):
+        for path in to_prune({p: p.stat().st_mtime for p in folder.glob(pattern)}):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def _used(path: Path) -> Path:
+    """Mark a cache entry as just used (its mtime orders pruning) and return it."""
+    os.utime(path)
+    return path
 
 
 def build_python_image(name: str, log: Log) -> Built:
@@ -169,6 +187,7 @@ def build_python_image(name: str, log: Log) -> Built:
     steps: dict[str, float] = {}
     with store.locked():
         if todo.archive.exists():
+            _used(todo.archive)
             return Built(name, todo.archive, todo.reference, True, time.monotonic() - started)
         base, spent = rootfs.ensure_base(todo.release, log)
         if spent is not None:
@@ -182,10 +201,11 @@ def build_python_image(name: str, log: Log) -> Built:
         spent = _ensure(todo.app_dir, lambda up: venv.build_app(lowers, todo.root, todo.spec, up))
         if spent is not None:
             steps["app"] = spent
+        _used(todo.app_dir)
         log(f"writing {todo.archive.name}")
         writing = time.monotonic()
         layers = [
-            archive.Layer(path, keep_owner=True) for path in (base, todo.deps_dir, todo.app_dir)
+            archive.Layer(path, **ROOTFS_LAYER) for path in (base, todo.deps_dir, todo.app_dir)
         ]
         archive.write_archive(todo.archive, todo.reference, layers, todo.spec.config)
         steps["archive"] = time.monotonic() - writing

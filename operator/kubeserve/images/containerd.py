@@ -14,7 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kubeserve.images import archive, store
+from kubeserve.images import store
+from kubeserve.images.archive import read_index_name
 
 NAMESPACE = "k8s.io"
 """The containerd namespace the CRI plugin (and so the kubelet) reads images from."""
@@ -36,16 +37,16 @@ def ctr(address: Path, *args: str) -> str:
     return result.stdout
 
 
-def import_image(address: Path, archive_path: Path) -> list[str]:
+def import_image(address: Path, archive: Path) -> list[str]:
     """Import one OCI archive into the containerd at ``address``; return the names it now has.
 
     Every name comes from the archive's index annotation, and each is checked to be listed
     by containerd afterwards, so a silently skipped import is an error here.
     """
-    names = [archive.read_index_name(archive_path)]
-    ctr(address, "images", "import", str(archive_path))
+    names = [read_index_name(archive)]
+    ctr(address, "images", "import", str(archive))
     present = set(ctr(address, "images", "list", "--quiet").split())
     missing = [name for name in names if name not in present]
     if missing:
-        raise ContainerdError(f"containerd does not list {missing} after importing {archive_path}")
+        raise ContainerdError(f"containerd does not list {missing} after importing {archive}")
     return names

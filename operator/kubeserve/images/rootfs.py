@@ -17,6 +17,7 @@ resolv.conf and hostname at run time.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -130,6 +131,8 @@ def build_base(release_name: str, mirror_uri: str, target: Path) -> None:
     """debootstrap the base into ``target`` (removed first if half-built) and trim it."""
     if shutil.which("debootstrap") is None:
         raise BaseError("`debootstrap` is not installed (kubeserve cluster prepare-host)")
+    if os.geteuid() != 0:
+        raise BaseError("building the image base needs root (debootstrap, then chroot builds)")
     shutil.rmtree(target, ignore_errors=True)
     command = [
         "debootstrap",

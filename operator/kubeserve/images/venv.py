@@ -22,6 +22,7 @@ import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 
@@ -47,10 +48,9 @@ CA_NAMES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-def requirements(pyproject: Mapping[str, object], extras: Sequence[str]) -> list[str]:
+def requirements(pyproject: Mapping[str, Any], extras: Sequence[str]) -> list[str]:
     """Return the third-party requirements of ``kubeserve[extras]``, self-references expanded."""
-    project = pyproject["project"]
-    assert isinstance(project, dict)
+    project: Mapping[str, Any] = pyproject["project"]
     optional: dict[str, list[str]] = project.get("optional-dependencies", {})
     found: list[str] = list(project.get("dependencies", []))
     seen: set[str] = set()

@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from kubeserve_runtime.contract import HTTP_PORT
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `local` subcommand."""
@@ -44,8 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=8080,
-        help="first port: component i gets REST PORT+3i, gRPC +1, metrics +2 (default 8080; "
+        default=HTTP_PORT,
+        help="first port: component i gets REST PORT+3i, gRPC +1, metrics +2 (default "
+        f"{HTTP_PORT}; "
         "0 = free ports)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubeserve.local.errors import LocalError
 from kubeserve.plan import DEFAULT_COMPONENT
+from kubeserve_runtime.contract import ENV_MODEL_NAME, LABEL_REVISION, LABEL_VARIANT
 
 _COMPONENT_PREFIX = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(.+)$")
 
@@ -42,7 +43,7 @@ class Predictor:
     @property
     def model_name(self) -> str:
         """The name clients use in URLs."""
-        return self.env.get("KUBESERVE_MODEL_NAME", "")
+        return self.env.get(ENV_MODEL_NAME, "")
 
 
 def load(path: str, name: str | None = None) -> dict[str, Any]:
@@ -66,7 +67,6 @@ def load(path: str, name: str | None = None) -> dict[str, Any]:
 
 def predictors(obj: Mapping[str, Any]) -> list[Predictor]:
     """The predictors the operator would run for `obj`, from its rendered Deployments."""
-    from kubeserve.builders.meta import LABEL_REVISION, LABEL_VARIANT
     from kubeserve.builders.pod import INITIALIZER_CONTAINER, RUNTIME_CONTAINER
     from kubeserve.config import OperatorConfig
     from kubeserve.render import render_object

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from kubeserve.local.errors import LocalError
 from kubeserve.local.ports import Ports
 from kubeserve.local.predictors import Predictor
+from kubeserve_runtime import contract
 from kubeserve_runtime.storage.redaction import redact_uri
 
-PORT_VARS = ("KUBESERVE_HTTP_PORT", "KUBESERVE_GRPC_PORT", "KUBESERVE_METRICS_PORT")
+PORT_VARS = (contract.ENV_HTTP_PORT, contract.ENV_GRPC_PORT, contract.ENV_METRICS_PORT)
 
 
 def runtime_env(
@@ -33,19 +34,19 @@ def runtime_env(
     base: Mapping[str, str],
 ) -> dict[str, str]:
     """The process environment: the caller's without KUBESERVE_*, plus the pod's settings."""
-    env = {k: v for k, v in base.items() if not k.startswith("KUBESERVE_")}
+    env = {k: v for k, v in base.items() if not k.startswith(contract.ENV_PREFIX)}
     env.update(predictor.env)
-    env["KUBESERVE_MODEL_DIR"] = str(model_dir)
+    env[contract.ENV_MODEL_DIR] = str(model_dir)
     for var, port in zip(PORT_VARS, (ports.http, ports.grpc, ports.metrics), strict=True):
         env[var] = str(port)
-    env["KUBESERVE_HOST"] = host
-    if "KUBESERVE_AUTH_TOKEN_FILE" in predictor.env:
+    env[contract.ENV_HOST] = host
+    if contract.ENV_AUTH_TOKEN_FILE in predictor.env:
         if auth_token_file is None:
             raise LocalError(
                 "this InferenceService requires bearer tokens (spec.auth); pass "
                 "--auth-token-file FILE (one token per line, like the Secret's `tokens` key)"
             )
-        env["KUBESERVE_AUTH_TOKEN_FILE"] = str(auth_token_file)
+        env[contract.ENV_AUTH_TOKEN_FILE] = str(auth_token_file)
     return env
 
 
@@ -56,6 +57,6 @@ def download_argv(predictor: Predictor, uri: str, dest: Path) -> list[str]:
             f"{predictor.component}: {redact_uri(uri)} is a PersistentVolumeClaim, not "
             "reachable outside the cluster; pass --model-dir or --model-uri file://..."
         )
-    args = [a for a in predictor.download_args if a != "--link"]
+    args = [a for a in predictor.download_args if a != contract.LINK_FLAG]
     args[1], args[2] = uri, str(dest)
     return [sys.executable, "-m", "kubeserve_runtime.cli", *args]

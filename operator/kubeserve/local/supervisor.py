@@ -23,6 +23,7 @@ from kubeserve.local.errors import LocalError
 from kubeserve.local.ports import Ports, check_free
 from kubeserve.local.predictors import Predictor
 from kubeserve.local.settings import download_argv
+from kubeserve_runtime.contract import READY_PATH
 
 READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 40.0
@@ -99,7 +100,7 @@ class Session:
         import httpx
 
         deadline = time.monotonic() + timeout
-        ready = f"{running.url}/v2/health/ready"
+        ready = f"{running.url}{READY_PATH}"
         with httpx.Client(timeout=2.0) as client:
             while not self.stop_requested.is_set():
                 if running.process.poll() is not None:

@@ -1,6 +1,6 @@
 """The rollout decision: a pure function from what is wanted and seen to what to do next.
 
-`decide(spec, state, observed, now)` returns the next rollout state (to store in
+`decide(policy, state, observed, now)` returns the next rollout state (to store in
 status), the :class:`~kubeserve.plan.TrafficPlan` for the builders, the conditions, the
 events to emit and when to be called again. It never talks to the API server, so every
 rule is a plain unit test.
@@ -52,6 +52,7 @@ __all__ = [
     "Event",
     "MetricsRequest",
     "Observed",
+    "Policy",
     "Reading",
     "RolloutSettings",
     "WorkloadKey",
@@ -76,15 +77,18 @@ class Decision:
 
 
 def decide(
-    spec: Mapping[str, Any],
+    policy: Policy,
     state: RolloutState | None,
     observed: Observed,
     now: datetime,
     settings: RolloutSettings | None = None,
 ) -> Decision:
-    """Return the next state, traffic plan, conditions, events and requeue delay."""
+    """Return the next state, traffic plan, conditions, events and requeue delay.
+
+    `policy` is read from the spec once per pass (:meth:`Policy.from_spec`), by the caller,
+    which hands the same value to :func:`metrics_request`.
+    """
     settings = settings or RolloutSettings()
-    policy = Policy.from_spec(spec)
     # A deep copy first: the stages share unchanged records between states, and the
     # caller's state must stay independent of the one returned.
     start = RolloutState() if state is None else state.model_copy(deep=True)

@@ -39,11 +39,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubeserve.builders.meta import selector_labels
-from kubeserve.builders.pod import METRICS_PORT
 from kubeserve.rollout.analysis import MetricsUnavailable, PodCounters, Snapshot
 from kubeserve.rollout.observation import MetricsRequest, Reading
 from kubeserve.rollout.prometheus import PrometheusClient
 from kubeserve.rollout.responses import read_bounded
+from kubeserve_runtime.contract import METRICS_PORT
 
 REQUESTS_SAMPLE = "kubeserve_requests_total"
 DURATION_BUCKET_SAMPLE = "kubeserve_request_duration_seconds_bucket"

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from kubeserve.plan import DEFAULT_COMPONENT
 from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Snapshot
@@ -67,11 +66,8 @@ class MetricsRequest:
     custom_query: str | None = None
 
 
-def metrics_request(
-    spec: Mapping[str, Any], state: RolloutState, now: datetime
-) -> MetricsRequest | None:
+def metrics_request(policy: Policy, state: RolloutState, now: datetime) -> MetricsRequest | None:
     """Return what to measure before the decision, or None when no analysis runs."""
-    policy = Policy.from_spec(spec)
     canary = state.canary
     rollout = policy.rollout
     if canary is None or canary.phase != "Progressing" or rollout is None:

@@ -58,7 +58,7 @@ CONTENTS_FIELD = {
 }
 
 
-def _parameters(params: Any) -> dict[str, Any]:
+def _unpack_parameters(params: Any) -> dict[str, Any]:
     """Return a protobuf parameter map as a plain dict."""
     out: dict[str, Any] = {}
     for key, value in params.items():
@@ -108,12 +108,12 @@ def decode_request(request: Any) -> InferRequest:
         else:
             values = getattr(item.contents, CONTENTS_FIELD[datatype])
             data = contents_to_array(name, values, datatype, shape)
-        tensors.append(Tensor(name, datatype, data, _parameters(item.parameters)))
-    outputs = [RequestedOutput(o.name, _parameters(o.parameters)) for o in request.outputs]
+        tensors.append(Tensor(name, datatype, data, _unpack_parameters(item.parameters)))
+    outputs = [RequestedOutput(o.name, _unpack_parameters(o.parameters)) for o in request.outputs]
     return InferRequest(
         inputs=tensors,
         id=request.id,
-        parameters=_parameters(request.parameters),
+        parameters=_unpack_parameters(request.parameters),
         outputs=outputs or None,
     )
 

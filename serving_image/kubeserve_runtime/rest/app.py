@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from kubeserve_runtime import contract
 from kubeserve_runtime.auth import TokenAuth
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, InvalidInput, NotSupported, ServingError
@@ -183,8 +184,8 @@ def build_app(
         Route("/v1/models/{name}:predict", v1(v1_predict), methods=["POST"]),
         Route("/v1/models/{name}:explain", v1(v1_explain), methods=["POST"]),
         Route("/", health(root)),
-        Route("/v2/health/live", health(live)),
-        Route("/v2/health/ready", health(ready)),
+        Route(contract.LIVE_PATH, health(live)),
+        Route(contract.READY_PATH, health(ready)),
         Route("/openapi.json", health(openapi_json)),
         Route("/v2/openapi.json", health(openapi_json)),
         Route("/v2", v2(server_metadata)),

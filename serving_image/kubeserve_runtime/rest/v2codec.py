@@ -37,8 +37,8 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _parameters(raw: dict[str, Any], what: str) -> dict[str, Any]:
-    """Return the optional ``parameters`` object of ``raw``."""
+def _parameters_object(raw: dict[str, Any], what: str) -> dict[str, Any]:
+    """Return the optional ``parameters`` field of a JSON object, checked to be an object."""
     params = raw.get("parameters")
     return {} if params is None else _object(params, f"{what}.parameters")
 
@@ -95,7 +95,7 @@ def decode_request(doc: Any, binary: memoryview | None, booleans: bool = True) -
         if not isinstance(datatype, str):
             raise InvalidInput(f"input {name!r}: datatype must be a string")
         shape = check_shape(name, raw.get("shape"))
-        params = _parameters(raw, f"input {name!r}")
+        params = _parameters_object(raw, f"input {name!r}")
         size = params.pop("binary_data_size", None)
         if size is not None:
             if binary is None:
@@ -119,7 +119,7 @@ def decode_request(doc: Any, binary: memoryview | None, booleans: bool = True) -
     return InferRequest(
         inputs=inputs,
         id=request_id,
-        parameters=_parameters(body, "request"),
+        parameters=_parameters_object(body, "request"),
         outputs=_decode_outputs(body.get("outputs")),
     )
 
@@ -136,7 +136,7 @@ def _decode_outputs(raw: Any) -> list[RequestedOutput] | None:
         name = item.get("name")
         if not isinstance(name, str):
             raise InvalidInput(f"outputs[{index}].name must be a string")
-        outputs.append(RequestedOutput(name, _parameters(item, f"output {name!r}")))
+        outputs.append(RequestedOutput(name, _parameters_object(item, f"output {name!r}")))
     return outputs
 
 

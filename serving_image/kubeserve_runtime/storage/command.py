@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from kubeserve_runtime import contract
 from kubeserve_runtime.storage.downloader import download
 from kubeserve_runtime.storage.errors import StorageError
 from kubeserve_runtime.storage.options import PVC_ROOT_ENV, DownloadOptions
@@ -16,7 +17,7 @@ from kubeserve_runtime.storage.redaction import RedactingFilter
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``download`` subcommand."""
     parser = sub.add_parser(
-        "download",
+        contract.DOWNLOAD,
         help="download a model from s3://, gs://, https://, pvc:// or file:// into DIR",
         description=(
             "Fetch URI into DIR, verifying an optional #sha256=HEX fragment and a SHA256SUMS "
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("uri", metavar="URI")
     parser.add_argument("dest", metavar="DIR", type=Path)
     parser.add_argument(
-        "--link",
+        contract.LINK_FLAG,
         action="store_true",
         help="symlink file:// and pvc:// sources instead of copying them",
     )
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--pvc-root",
         type=Path,
         default=None,
-        help=f"where PVCs are mounted (default: ${PVC_ROOT_ENV} or /mnt/pvc)",
+        help=f"where PVCs are mounted (default: ${PVC_ROOT_ENV} or {contract.PVC_ROOT})",
     )
     parser.set_defaults(handler=run)
 

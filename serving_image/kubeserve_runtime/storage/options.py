@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubeserve_runtime import contract
 from kubeserve_runtime.storage.quota import DEFAULT_MAX_MODEL_BYTES, max_model_bytes
 
-SECRET_DIR_ENV = "KUBESERVE_STORAGE_SECRET_DIR"
-PVC_ROOT_ENV = "KUBESERVE_PVC_ROOT"
-DEFAULT_PVC_ROOT = Path("/mnt/pvc")
+SECRET_DIR_ENV = contract.ENV_STORAGE_SECRET_DIR
+PVC_ROOT_ENV = contract.ENV_PVC_ROOT
+DEFAULT_PVC_ROOT = Path(contract.PVC_ROOT)
 
 
 @dataclass(frozen=True)

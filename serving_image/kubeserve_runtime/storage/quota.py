@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-MAX_MODEL_BYTES_ENV = "KUBESERVE_MAX_MODEL_BYTES"
+from kubeserve_runtime import contract
+
+MAX_MODEL_BYTES_ENV = contract.ENV_MAX_MODEL_BYTES
 DEFAULT_MAX_MODEL_BYTES = 10 * 1024**3
 
 

@@ -103,7 +103,7 @@ CASES: dict[str, Callable[[], tuple[dict[str, Any], TrafficPlan, Predictors, Ope
 def build(case: str) -> list[dict[str, Any]]:
     """Build the children of one case."""
     obj, plan, predictors, config = CASES[case]()
-    return build_children(obj, plan, predictors, config)
+    return build_children(InferenceService.model_validate(obj), plan, predictors, config)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -121,8 +121,9 @@ def test_builders_are_deterministic_and_pure(case: str) -> None:
     """Same inputs give the same output, and the input object is not mutated."""
     obj, plan, predictors, config = CASES[case]()
     before = copy.deepcopy(obj)
-    assert build_children(obj, plan, predictors, config) == build_children(
-        obj, plan, predictors, config
+    isvc = InferenceService.model_validate(obj)
+    assert build_children(isvc, plan, predictors, config) == build_children(
+        isvc, plan, predictors, config
     )
     assert obj == before
 
@@ -245,7 +246,8 @@ def test_cpu_scaling_uses_utilisation() -> None:
         backends=(Backend("predictor", "1a2b3c4d", 100),),
     )
     (hpa,) = by_kind(
-        build_children(obj, plan, predictors, config), "HorizontalPodAutoscaler"
+        build_children(InferenceService.model_validate(obj), plan, predictors, config),
+        "HorizontalPodAutoscaler",
     ).values()
     assert hpa["spec"]["metrics"][0]["resource"] == {
         "name": "cpu",
@@ -263,7 +265,7 @@ def test_scaled_to_zero_workload_is_kept_without_hpa() -> None:
         ),
         backends=(Backend("predictor", "aaaa1111", 100), Backend("predictor", "bbbb2222", 0)),
     )
-    children = build_children(obj, plan, predictors, config)
+    children = build_children(InferenceService.model_validate(obj), plan, predictors, config)
     assert by_kind(children, "Deployment")["fraud-predictor-bbbb2222"]["spec"]["replicas"] == 0
     assert "fraud-predictor-bbbb2222" not in by_kind(children, "HorizontalPodAutoscaler")
 
@@ -403,10 +405,15 @@ def test_nginx_refuses_what_it_cannot_express(change: str, message: str) -> None
 def test_routes_can_be_left_out_and_none_mode() -> None:
     """routes=False skips route objects; ingress mode none keeps only Services."""
     obj, plan, predictors, config = reco_case()
-    kinds = {c["kind"] for c in build_children(obj, plan, predictors, config, routes=False)}
+    kinds = {
+        c["kind"]
+        for c in build_children(
+            InferenceService.model_validate(obj), plan, predictors, config, routes=False
+        )
+    }
     assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler"}
     none = OperatorConfig(ingress_mode="none")
-    children = build_children(obj, plan, predictors, none)
+    children = build_children(InferenceService.model_validate(obj), plan, predictors, none)
     assert "HTTPRoute" not in {c["kind"] for c in children}
     assert "reco" in by_kind(children, "Service")
     isvc = InferenceService.model_validate(obj)
@@ -418,7 +425,7 @@ def test_missing_predictor_spec_is_an_error() -> None:
     """A workload without a predictor spec is refused, naming the revision."""
     obj, plan, _, config = iris_case()
     with pytest.raises(MissingRevisionError, match="revision 1a2b3c4d of predictor"):
-        build_children(obj, plan, {}, config)
+        build_children(InferenceService.model_validate(obj), plan, {}, config)
 
 
 def test_unknown_uid_leaves_out_owner_references() -> None:
@@ -427,7 +434,7 @@ def test_unknown_uid_leaves_out_owner_references() -> None:
     del obj["metadata"]["uid"]
     assert all(
         "ownerReferences" not in c["metadata"]
-        for c in build_children(obj, plan, predictors, config)
+        for c in build_children(InferenceService.model_validate(obj), plan, predictors, config)
     )
 
 

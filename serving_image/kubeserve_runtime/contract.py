@@ -1,0 +1,124 @@
+"""The contract between the operator, ``kubeserve local`` and the runtime: names both spell alike.
+
+Limits: names and fixed values only, standard library only. Behaviour stays with each
+side (the runtime's settings and parsers, the operator's builders);
+tests/unit/test_contract.py proves the two sides agree: every environment variable and
+flag the operator renders for the runtime and storage-initializer containers is one the
+runtime reads, and the operator's inputSchema model accepts a schema exactly when the
+runtime's does (within the CRD's size limits).
+
+Why in the runtime package: the runtime image has neither kopf nor the Kubernetes
+client and must never import the operator (``kubeserve``), while the operator image
+installs the whole distribution, runtime package included. So the dependency can only
+point one way, operator -> ``kubeserve_runtime.contract``; the module imports nothing
+else from the runtime so the operator pays nothing for it (no numpy, no servers).
+
+What it fixes:
+
+- the API's identity (group, version, kind, plural);
+- the labels and annotations on the operator's children (``kubeserve local`` reads the
+  rendered children by the same labels);
+- the serving container's ports, paths and health endpoints;
+- the ``KUBESERVE_*`` environment variables the operator renders and the runtime reads
+  (:func:`env_name` is the runtime's own mapping: a setting ``http_port`` is read from
+  ``KUBESERVE_HTTP_PORT``), and the runtime's command line (``serve``, ``download``);
+- the Open Inference Protocol datatypes an inputSchema may name.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+# ------------------------------------------------------------------ the API's identity
+
+GROUP: Final = "serving.kubeserve.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "InferenceService"
+PLURAL: Final = "inferenceservices"
+
+# ------------------------------------------------------------------ labels, annotations
+
+LABEL_ISVC: Final = f"{GROUP}/inferenceservice"
+"""On every child: the owning InferenceService's name (the operator watches by it)."""
+LABEL_VARIANT: Final = f"{GROUP}/variant"
+"""On workloads: the component (``predictor`` or a variant's name)."""
+LABEL_REVISION: Final = f"{GROUP}/revision"
+"""On workloads: the revision (hash of the predictor spec)."""
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+"""The recommended component label: the component, or ``router`` on route objects."""
+ANNOTATION_APPLIED_HASH: Final = f"{GROUP}/applied-hash"
+"""On every child: the hash of what the operator last applied (drift detection)."""
+
+# ------------------------------------------------------------------ the serving container
+
+HTTP_PORT: Final = 8080
+GRPC_PORT: Final = 8081
+METRICS_PORT: Final = 8082
+MODEL_DIR: Final = "/mnt/models"
+"""Where the storage initializer puts the model and the runtime loads it from."""
+PVC_ROOT: Final = "/mnt/pvc"
+"""Where ``pvc://<claim>`` sources are mounted (``/mnt/pvc/<claim>``)."""
+LIVE_PATH: Final = "/v2/health/live"
+READY_PATH: Final = "/v2/health/ready"
+METRICS_PATH: Final = "/metrics"
+
+RUNTIME_COMMAND: Final = "kubeserve-runtime"
+SERVE: Final = "serve"
+"""Subcommand of the serving container: settings come from the environment below."""
+DOWNLOAD: Final = "download"
+"""Subcommand of the storage initializer: ``download URI DIR [--link]``."""
+LINK_FLAG: Final = "--link"
+"""``download`` flag: link file:// and pvc:// sources instead of copying them."""
+
+# ------------------------------------------------------------------ environment
+
+ENV_PREFIX: Final = "KUBESERVE_"
+
+
+def env_name(setting: str) -> str:
+    """The variable a runtime setting is read from: ``http_port`` -> ``KUBESERVE_HTTP_PORT``."""
+    return f"{ENV_PREFIX}{setting.upper()}"
+
+
+# Read by ``kubeserve-runtime serve`` (fields of kubeserve_runtime.settings.RuntimeSettings).
+ENV_MODEL_DIR: Final = env_name("model_dir")
+ENV_MODEL_NAME: Final = env_name("model_name")
+ENV_MODEL_VERSION: Final = env_name("model_version")
+ENV_MODEL_FORMAT: Final = env_name("model_format")
+ENV_HOST: Final = env_name("host")
+ENV_HTTP_PORT: Final = env_name("http_port")
+ENV_GRPC_PORT: Final = env_name("grpc_port")
+ENV_METRICS_PORT: Final = env_name("metrics_port")
+ENV_MAX_BATCH_SIZE: Final = env_name("max_batch_size")
+ENV_MAX_LATENCY_MS: Final = env_name("max_latency_ms")
+ENV_INPUT_SCHEMA: Final = env_name("input_schema")
+ENV_AUTH_TOKEN_FILE: Final = env_name("auth_token_file")
+ENV_SHUTDOWN_DELAY_SECONDS: Final = env_name("shutdown_delay_seconds")
+ENV_DRAIN_TIMEOUT_SECONDS: Final = env_name("drain_timeout_seconds")
+
+# Read by ``kubeserve-runtime download`` (kubeserve_runtime.storage).
+ENV_MAX_MODEL_BYTES: Final = env_name("max_model_bytes")
+ENV_STORAGE_SECRET_DIR: Final = env_name("storage_secret_dir")
+ENV_PVC_ROOT: Final = env_name("pvc_root")
+
+# ------------------------------------------------------------------ datatypes
+
+Datatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "BF16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+"""The Open Inference Protocol tensor datatypes (the CRD's inputSchema enum, in order)."""
+DATATYPES: Final[tuple[str, ...]] = get_args(Datatype)
