@@ -23,14 +23,20 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from kubeserve.api.v1alpha1 import GROUP, PLURAL, VERSION
-from kubeserve.builders.meta import LABEL_ISVC, LABEL_REVISION
-from kubeserve.builders.pod import HTTP_PORT, METRICS_PORT
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, wait_isvc
 from kubeserve.devcluster.gateway import GATEWAY_NAMESPACE
 from kubeserve.devcluster.session import RealNodeSession
 from kubeserve.images.containerd import ctr
+from kubeserve_runtime.contract import (
+    GROUP,
+    HTTP_PORT,
+    LABEL_ISVC,
+    LABEL_REVISION,
+    METRICS_PORT,
+    PLURAL,
+    VERSION,
+)
 
 SECRET = "model-store"
 OPERATOR_ENV = {"KUBESERVE_OPERATOR_GATEWAY_NAMESPACE": GATEWAY_NAMESPACE}
