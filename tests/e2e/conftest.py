@@ -77,14 +77,20 @@ def node_namespace(real_node: RealNodeSession, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture(scope="session")
-def runtime_image() -> Path:
-    """Return the serving image's archive; skip when it was not built."""
-    from kubeserve.images import catalog
+def runtime_image(real_node: RealNodeSession) -> str:
+    """Return the serving image's name in the node's containerd; skip when it is absent.
 
-    path = catalog.archive_of("runtime")
-    if not path.exists():
-        pytest.skip("no runtime image archive: run `kubeserve image build runtime` first")
-    return path
+    Asked of containerd, not of the archive: the image cache is shared by every checkout
+    on the machine and prunes archives other checkouts built, possibly after this
+    session's node imported this checkout's.
+    """
+    from kubeserve.config import OperatorConfig
+    from kubeserve.images.containerd import ctr
+
+    name = OperatorConfig().runtime_image
+    if name not in ctr(real_node.containerd_socket, "images", "list", "--quiet").split():
+        pytest.skip(f"no {name} on the node: run `kubeserve image build runtime` first")
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +104,7 @@ def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def lab(
-    real_node: RealNodeSession, node_namespace: str, runtime_image: Path, tmp_path: Path
+    real_node: RealNodeSession, node_namespace: str, runtime_image: str, tmp_path: Path
 ) -> Iterator[NodeLab]:
     """Yield the test's namespace on the real node with an API client and its models."""
     from node_lab import NodeLab
