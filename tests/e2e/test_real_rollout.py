@@ -234,7 +234,11 @@ def test_progressive_rollout_promotes_a_good_model_on_real_traffic(
             lab.patch(NAME, {"spec": {"predictor": {"model": {"storageUri": v2}}}})
             done = lab.wait(
                 NAME,
-                lambda o: has_condition("RolloutSucceeded")(o) and not canary(o),
+                lambda o: (
+                    stable_revision(o) not in (None, old)
+                    and not canary(o)
+                    and has_condition("RolloutSucceeded")(o)
+                ),
                 "the rollout succeeded",
                 timeout=600,
             )
