@@ -1,10 +1,14 @@
-"""Traffic splits measured through the Gateway on the real node: canary, A/B, header, mirror.
+"""Traffic splits measured through the Gateway on the real node: canary, A/B, header match.
 
 Requests go to the ``kubeserve`` Gateway (Traefik on the host, see
 :mod:`kubeserve.devcluster.gateway`) with the InferenceService's status.url host as the
 Host header; every answer's ``model_version`` names the revision that served it, and
-the pods' own ``kubeserve_requests_total`` (port 8082, read from the host) shows what a
-pod received that no client saw (the mirror).
+the pods' own ``kubeserve_requests_total`` (port 8082, read from the host) confirms what
+a pod received.
+
+Not covered: the mirror. Traefik 3.6's Gateway API provider implements no RequestMirror
+filter (``unsupported filter RequestMirror`` in pkg/provider/kubernetes/gateway/
+httproute.go), so a route with ``spec.mirror`` is not served by this Gateway at all.
 
 How exact the counts are: Traefik's weighted round robin is an earliest-deadline-first
 schedule (each backend's next deadline advances by 1/weight), deterministic with no
@@ -12,9 +16,7 @@ randomness. Over any run of N consecutive requests each backend's count is there
 within 1 of N x weight / 100, wherever the run starts in the schedule; exactly equal only
 when the run starts on a cycle boundary, which a test cannot know because it must send
 requests first to see that Traefik loaded the route. So the tests assert the +-1 bound
-and print the exact counts. The mirror is a counter too (a copy whenever copies*100 <
-requests*percent), also +-1 over a run, and sent asynchronously: the test waits until the
-mirrored pod counted the lower bound, then checks the upper bound.
+and print the exact counts (measured: exactly 180/20 and 160/40).
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from typing import Any
 
 import pytest
 from live_traffic import infer_url, send, versions
-from node_lab import NodeLab, has_condition, predictor, served_requests, stable_revision, wait_until
+from node_lab import NodeLab, predictor, served_requests, stable_revision, wait_until
 
 from kubeserve.controller.watching import is_ready
-from kubeserve_runtime.contract import LABEL_VARIANT
 
 N = 200
 VARIANT_HEADER = "x-model-variant"
@@ -122,45 +123,3 @@ def test_ab_80_20_and_header_match_through_the_gateway(
     assert within_one(split[b], N, 20)
     assert by_header == {b: 50}
     assert after - before == 50
-
-
-def test_mirror_copies_requests_to_the_shadow_variant(
-    lab: NodeLab, gateway_url: str, models: tuple[str, str]
-) -> None:
-    """mirror 50% to a weight-0 variant: clients only see the main predictor, the shadow's
-    pod receives 100 +- 1 of 200 requests (its /metrics)."""
-    main_uri, shadow_uri = models
-    with lab.operator():
-        spec = {
-            "predictor": predictor(main_uri),
-            "variants": [{"name": "shadow", "weight": 0, "predictor": predictor(shadow_uri)}],
-            "mirror": {"variant": "shadow", "percent": 50},
-        }
-        lab.create("iris", spec)
-        obj = lab.wait("iris", is_ready, "iris Ready with the shadow variant")
-        lab.wait("iris", has_condition("RoutesReady"), "route applied")
-        main = stable_revision(obj)
-        assert main is not None
-        host = _gateway_serves(lab, gateway_url, "iris", main)
-        # status.variants names no revision for a variant with no traffic: ask its pod
-        (shadow_pod,) = [
-            pod for pod in lab.ready_pods("iris") if pod.metadata.labels[LABEL_VARIANT] == "shadow"
-        ]
-        url = infer_url(gateway_url, "iris")
-
-        def copies_arrive() -> bool:
-            """Send a few requests; return whether the shadow has counted any copy yet."""
-            send(url, 10, {"Host": host})
-            return served_requests(shadow_pod) > 0
-
-        wait_until(copies_arrive, "the shadow receives mirrored copies")
-        before = served_requests(shadow_pod)
-        answers = versions(send(url, N, {"Host": host}))
-        wait_until(
-            lambda: served_requests(shadow_pod) - before >= N // 2 - 1,
-            "the mirrored copies arrived",
-        )
-        mirrored = served_requests(shadow_pod) - before
-    print(f"mirror 50% over {N}: answers {dict(answers)}; shadow pod received {mirrored:.0f}")
-    assert answers == {main: N}
-    assert within_one(int(mirrored), N, 50)
