@@ -8,18 +8,29 @@ resolve to loopback); starting it while another real node runs on the machine is
 error naming that node. At the end it stops everything and fails if the host differs
 from the snapshot taken before (links, netns, mounts, chains, sysctls, cgroups).
 
+``node_namespace`` gives a test a fresh namespace on that node; ``runtime_image`` skips a
+test when the serving image was not built (``kubeserve image build runtime``);
+``lab`` bundles them with an API client (``node_lab.NodeLab``); ``iris_model`` is
+example 01's trained model folder, made once per session; ``gateway_url`` is the base URL
+of the node's Gateway (skipped when it runs none).
+
 Every test using it is marked ``realnode``; tests marked ``realnode`` that start a node
 of their own run first, before the session's node exists (one real node per machine).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from node_lab import NodeLab
+
     from kubeserve.devcluster.session import RealNodeSession
 
 
@@ -49,3 +60,67 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeSess
         pytest.skip("no real node on this host: " + "; ".join(reasons))
     with session.real_node(tmp_path_factory.mktemp("realnode")) as real:
         yield real
+
+
+@pytest.fixture
+def node_namespace(real_node: RealNodeSession, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Yield a fresh namespace in the real node's cluster."""
+    from kubeserve.devcluster import session
+
+    api = real_node.api_client()
+    try:
+        name = session.create_namespace(api, session.namespace_name(request.node.name))
+        yield name
+        session.delete_namespace(api, name)
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def runtime_image(real_node: RealNodeSession) -> str:
+    """Return the serving image's name in the node's containerd; skip when it is absent.
+
+    Asked of containerd, not of the archive: the image cache is shared by every checkout
+    on the machine and prunes archives other checkouts built, possibly after this
+    session's node imported this checkout's.
+    """
+    from kubeserve.config import OperatorConfig
+    from kubeserve.images.containerd import ctr
+
+    name = OperatorConfig().runtime_image
+    if name not in ctr(real_node.containerd_socket, "images", "list", "--quiet").split():
+        pytest.skip(f"no {name} on the node: run `kubeserve image build runtime` first")
+    return name
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a folder holding example 01's trained iris classifier."""
+    out = tmp_path_factory.mktemp("iris-model")
+    maker = Path(__file__).resolve().parents[2] / "examples" / "01-sklearn-iris" / "make_model.py"
+    subprocess.run([sys.executable, str(maker), "--out", str(out)], check=True)
+    return out
+
+
+@pytest.fixture
+def lab(
+    real_node: RealNodeSession, node_namespace: str, runtime_image: str, tmp_path: Path
+) -> Iterator[NodeLab]:
+    """Yield the test's namespace on the real node with an API client and its models."""
+    from node_lab import NodeLab
+
+    api = real_node.api_client()
+    try:
+        yield NodeLab(real_node, node_namespace, api, tmp_path)
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def gateway_url(real_node: RealNodeSession) -> str:
+    """Return the base URL of the real node's Gateway; skip when it runs none."""
+    from kubeserve.devcluster import gateway
+
+    if real_node.gateway is None:
+        pytest.skip(f"the real node runs no Gateway: {gateway.available()}")
+    return real_node.gateway.url

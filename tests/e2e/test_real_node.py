@@ -11,7 +11,6 @@ import ipaddress
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import yaml
 from kubernetes import client
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from kubeserve.devcluster import hostnet, hoststate, node, session
+from kubeserve.devcluster import hostnet, hoststate, node
 from kubeserve.devcluster.containerd import PAUSE_IMAGE
 from kubeserve.devcluster.session import RealNodeSession
 
@@ -76,18 +75,6 @@ def test_cluster_up_status_down_restores_the_host(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert hoststate.differences(before, hoststate.take([])) == []
     assert not (tmp_path / "cluster").exists()
-
-
-@pytest.fixture
-def node_namespace(real_node: RealNodeSession, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Yield a fresh namespace in the real node's cluster."""
-    api = real_node.api_client()
-    try:
-        name = session.create_namespace(api, session.namespace_name(request.node.name))
-        yield name
-        session.delete_namespace(api, name)
-    finally:
-        api.close()
 
 
 def _pod_running(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod:
