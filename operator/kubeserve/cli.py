@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 import argcomplete
 
 from kubeserve import __version__
-
-Handler = Callable[[argparse.Namespace], int]
+from kubeserve.guard import Handler
 
 
 def build_parser(prog: str = "kubeserve") -> argparse.ArgumentParser:

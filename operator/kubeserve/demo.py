@@ -153,28 +153,11 @@ class Demo:
 
     def apply_and_wait(self) -> None:
         """Apply the example and print `kubectl get isvc` at each change until Ready."""
-        from kubernetes import config
-
-        from kubeserve.controller.watching import is_ready, wait_isvc
+        from kubeserve.controller.watching import is_ready
 
         step("applying examples/01-sklearn-iris/isvc.yaml")
         self.run_kubectl("apply", "-n", self.namespace, "-f", str(EXAMPLE / "isvc.yaml"))
-        step(f"waiting for READY (kubectl get isvc -n {self.namespace} --watch)")
-        last = ""
-
-        def changed(obj: dict[str, Any]) -> bool:
-            nonlocal last
-            table = self.run_kubectl("get", "isvc", ISVC_NAME, "-n", self.namespace, echo=False)
-            if table != last:
-                indent(table if not last else table.splitlines()[-1])
-                last = table
-            return is_ready(obj)
-
-        api = config.new_client_from_config(config_file=str(self.kubeconfig))
-        try:
-            wait_isvc(api, self.namespace, ISVC_NAME, changed, "Ready", timeout=READY_TIMEOUT)
-        finally:
-            api.close()
+        self.wait_for("READY", is_ready)
         step("what the operator created")
         self.run_kubectl(
             "get",

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import yaml
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from kubeserve.devcluster.gateway import Gateway
     from kubeserve.devcluster.modelstore import ModelStore, StoredModel
     from kubeserve.devcluster.node import RealNode
+
+T = TypeVar("T")
 
 CANARY_PERCENT = 10
 CANARY_REQUESTS = 50
@@ -118,6 +120,17 @@ class _NotRouted(Exception):
     """The Service or the Gateway does not route to the pod yet."""
 
 
+def _until_routed(attempt: Callable[[], T], every: float) -> T:
+    """Return ``attempt()`` once it stops raising _NotRouted; re-raise it after ROUTE_TIMEOUT."""
+    retrying = Retrying(
+        stop=stop_after_delay(ROUTE_TIMEOUT),
+        wait=wait_fixed(every),
+        retry=retry_if_exception_type(_NotRouted),
+        reraise=True,
+    )
+    return retrying(attempt)
+
+
 def answered(send: Callable[[], httpx.Response]) -> httpx.Response:
     """Return the first 2xx answer of ``send``; retry while nothing routes to the pod yet.
 
@@ -135,13 +148,7 @@ def answered(send: Callable[[], httpx.Response]) -> httpx.Response:
         answer.raise_for_status()
         return answer
 
-    retrying = Retrying(
-        stop=stop_after_delay(ROUTE_TIMEOUT),
-        wait=wait_fixed(0.2),
-        retry=retry_if_exception_type(_NotRouted),
-        reraise=True,
-    )
-    return retrying(attempt)
+    return _until_routed(attempt, every=0.2)
 
 
 def await_version(
@@ -162,12 +169,7 @@ def await_version(
         if answer.json()["model_version"] != version:
             raise _NotRouted(f"answered by {answer.json()['model_version']}")
 
-    Retrying(
-        stop=stop_after_delay(ROUTE_TIMEOUT),
-        wait=wait_fixed(0.05),
-        retry=retry_if_exception_type(_NotRouted),
-        reraise=True,
-    )(attempt)
+    _until_routed(attempt, every=0.05)
     return sent
 
 

@@ -71,8 +71,10 @@ class GatedModel:
         self._gate.touch()
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    """Call ``condition`` until it returns something truthy and return that.
+def wait_until(
+    condition: Callable[[], T], what: str, timeout: float = 60.0, every: float = 0.02
+) -> T:
+    """Call ``condition`` every ``every`` seconds until it returns something truthy; return it.
 
     The timeout is only a failure guard (TimeoutError naming ``what``); tests wait on the
     condition, never on the clock. Needs tenacity (the dev extra).
@@ -84,7 +86,7 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = 60.0) -> 
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_fixed(0.02),
+        wait=wait_fixed(every),
         retry=retry_if_result(lambda result: not result),
         retry_error_callback=give_up,
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
 
 from kubeserve_runtime.contract import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from kubeserve_runtime.testing import wait_until
 
 
 def predictor(uri: str, *, min_replicas: int = 1, max_replicas: int = 1) -> dict[str, Any]:
@@ -63,9 +63,4 @@ def get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
 
 def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     """Poll `check` until true; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(what)
+    wait_until(check, what, timeout, every=0.2)

@@ -201,7 +201,31 @@ def assert_converges(api: client.ApiClient, namespace: str, name: str) -> None:
     try:
         waiting(problems, api, namespace, name)
     except RetryError as exc:
-        pytest.fail(f"{namespace}/{name} did not converge: {exc.last_attempt.result()}")
+        pytest.fail(
+            f"{namespace}/{name} did not converge: {exc.last_attempt.result()}\n"
+            f"{workload_report(api, namespace, name)}"
+        )
+
+
+def workload_report(api: client.ApiClient, namespace: str, name: str) -> str:
+    """The Deployments' and pods' own status, to tell a stuck operator from a stuck cluster."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    selector = f"{LABEL}={name}"
+    lines = []
+    for d in apps.list_namespaced_deployment(namespace, label_selector=selector).items:
+        s = d.status
+        lines.append(
+            f"Deployment {d.metadata.name} rv {d.metadata.resource_version}: "
+            f"replicas {s.replicas} ready {s.ready_replicas} updated {s.updated_replicas} "
+            f"observedGeneration {s.observed_generation}/{d.metadata.generation}"
+        )
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        conditions = {c.type: c.status for c in pod.status.conditions or []}
+        lines.append(
+            f"Pod {pod.metadata.name} node {pod.spec.node_name} phase {pod.status.phase} "
+            f"conditions {conditions} created {pod.metadata.creation_timestamp}"
+        )
+    return "\n".join(lines)
 
 
 def deployments(api: client.ApiClient, namespace: str, name: str) -> int:

@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 import httpx
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, wait_isvc
 from kubeserve.devcluster.gateway import GATEWAY_NAMESPACE
 from kubeserve.devcluster.session import RealNodeSession
 from kubeserve.images.containerd import ctr
+from kubeserve_runtime import testing
 from kubeserve_runtime.contract import (
     GROUP,
     HTTP_PORT,
@@ -46,13 +46,7 @@ READY_TIMEOUT = 360.0
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT) -> None:
     """Poll ``check`` until true; raise TimeoutError naming ``what``."""
-    retrying = Retrying(
-        stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(lambda r: not r)
-    )
-    try:
-        retrying(check)
-    except Exception as exc:  # tenacity's RetryError: the condition never held
-        raise TimeoutError(f"{what} (after {timeout:.0f}s)") from exc
+    testing.wait_until(check, what, timeout, every=0.5)
 
 
 def predictor(uri: str, replicas: int = 1, model_format: str = "sklearn") -> dict[str, Any]:

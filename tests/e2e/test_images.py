@@ -27,6 +27,7 @@ from packaging.requirements import Requirement
 from kubeserve.cli import main
 from kubeserve.images import archive, catalog, containerd, pause, recipe, venv
 from kubeserve.local.ports import free_port
+from kubeserve_runtime.testing import wait_until
 
 SKOPEO = shutil.which("skopeo")
 CONTAINERD = shutil.which("containerd")
@@ -70,11 +71,10 @@ def throwaway_containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             [CONTAINERD, "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _answers(socket):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"containerd did not start: {(work / 'containerd.log').read_text()}")
-            time.sleep(0.1)
+        what = "containerd answers or exits"
+        wait_until(lambda: _answers(socket) or proc.poll() is not None, what, STARTUP_SECONDS)
+        if proc.poll() is not None:
+            pytest.fail(f"containerd did not start: {(work / 'containerd.log').read_text()}")
         yield socket
     finally:
         proc.terminate()
@@ -309,15 +309,14 @@ def test_runtime_serves_read_only_as_uid_1000(
         str(metrics),
     )
     try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
+
+        def ready() -> bool:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the runtime never became ready"
-            time.sleep(0.2)
+                return False
+
+        wait_until(ready, "the runtime in the container is ready", READY_SECONDS, every=0.2)
         reply = httpx.post(
             f"http://127.0.0.1:{port}/v1/models/iris:predict",
             json={"instances": [[5.1, 3.5, 1.4, 0.2]]},
@@ -331,17 +330,12 @@ def test_runtime_serves_read_only_as_uid_1000(
 
 def _wait_task_gone(socket: Path, task: str) -> None:
     """Wait until containerd no longer lists ``task`` as running."""
-    deadline = time.monotonic() + READY_SECONDS
-    while "RUNNING" in next(
-        (
-            row
-            for row in containerd.ctr(socket, "tasks", "list").splitlines()
-            if row.startswith(task)
-        ),
-        "",
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+
+    def gone() -> bool:
+        rows = containerd.ctr(socket, "tasks", "list").splitlines()
+        return not any(row.startswith(task) and "RUNNING" in row for row in rows)
+
+    wait_until(gone, f"containerd task {task} stopped", READY_SECONDS, every=0.1)
 
 
 @pytest.mark.slow

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -33,6 +33,8 @@ SERVICE_TIMEOUT = 120.0
 """kube-proxy writes a Ready pod's endpoint into the node's rules shortly after."""
 ROUTE_TIMEOUT = 90.0
 """Traefik programs a new HTTPRoute a few seconds after the operator writes it."""
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -161,19 +163,29 @@ def test_example_serves_through_the_gateway(real_node: RealNodeSession, deployed
     }
     main, *variants = deployed.example.components
 
-    def routed(headers: dict[str, str]) -> dict[str, Any]:
-        try:
-            return realpods.v2_infer(gateway, name, main, {"Host": host, **headers})
-        except AssertionError as exc:  # 404 until Traefik has the route
-            raise realpods.NotYet(str(exc)) from exc
+    def once_routed(call: Callable[[], T]) -> T:
+        """Return ``call()`` once the Gateway answers it right.
 
-    answer = realpods.eventually(lambda: routed({}), ROUTE_TIMEOUT)
+        Traefik loads the route first (404 until then) and each backend Service's
+        endpoints on their own later syncs ("no available server" until then); a first
+        answer from one backend says nothing of the others, so every call waits.
+        """
+
+        def attempt() -> T:
+            try:
+                return call()
+            except AssertionError as exc:
+                raise realpods.NotYet(str(exc)) from exc
+
+        return realpods.eventually(attempt, ROUTE_TIMEOUT)
+
+    answer = once_routed(lambda: realpods.v2_infer(gateway, name, main, {"Host": host}))
     assert answer["model_version"] in versions.values()
     if main.v1_instances is not None:
-        realpods.v1_predict(gateway, name, main, {"Host": host})
+        once_routed(lambda: realpods.v1_predict(gateway, name, main, {"Host": host}))
     for variant in variants:
-        match = deployed.example.match_headers(variant.variant)
-        picked = realpods.v2_infer(gateway, name, variant, {"Host": host, **match})
+        match = {"Host": host, **deployed.example.match_headers(variant.variant)}
+        picked = once_routed(functools.partial(realpods.v2_infer, gateway, name, variant, match))
         assert picked["model_version"] == versions[variant.variant]
     unknown = httpx.post(
         f"{gateway}/v2/models/{name}/infer", headers={"Host": f"other.{host}"}, json={}, timeout=30

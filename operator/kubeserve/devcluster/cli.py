@@ -11,13 +11,11 @@ import argparse
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from kubeserve.devcluster import build, controlplane, gateway, host, hostnet, node, versions
+from kubeserve.guard import Handler, guarded
 from kubeserve.images.store import ImageError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,23 +69,19 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+_KNOWN_ERRORS = (
+    build.BuildError,
+    controlplane.ClusterError,
+    host.HostError,
+    ImageError,
+    hostnet.NetworkError,
+)
+"""What a cluster command can fail with and say in one line."""
+
+
 def _guard(handler: Handler) -> Handler:
     """Turn known failures into one stderr message and exit status 1."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (
-            build.BuildError,
-            controlplane.ClusterError,
-            host.HostError,
-            ImageError,
-            hostnet.NetworkError,
-        ) as exc:
-            print(f"kubeserve cluster: {exc}", file=sys.stderr)
-            return 1
-
-    return run
+    return guarded("cluster", handler, *_KNOWN_ERRORS)
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from kubeserve.guard import Handler, guarded
 from kubeserve.images import catalog, containerd, store
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,15 +41,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _guard(handler: Handler) -> Handler:
     """Turn known failures into one stderr message and exit status 1."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except store.ImageError as exc:
-            print(f"kubeserve image: {exc}", file=sys.stderr)
-            return 1
-
-    return run
+    return guarded("image", handler, store.ImageError)
 
 
 def _build(args: argparse.Namespace) -> int:
