@@ -138,6 +138,20 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
+WATCH_SERVER_TIMEOUT = 60
+"""Seconds the API server keeps one watch request open before kopf watches again.
+
+The watches feed the indices every pass reads, so a watch that stays open but has
+stopped delivering would leave the operator deciding from stale children until it
+reconnects. (A CI run once saw an InferenceService stay at "1/2 ready" for four minutes
+after etcd restarted under the API server; whether a watch or the simulated node stalled
+was not established, and the fault test now prints the Deployment's own status.) Reconnecting
+every minute resumes from the last resourceVersion (or relists on 410 Gone): the cost is
+one request per watched kind a minute; the gain is that staleness is bounded by a minute
+plus the safety-net timer.
+"""
+
+
 def _configure(registry: kopf.OperatorRegistry, kubeconfig: str | None) -> None:
     """Login and settings handlers: observe-only, standalone, quiet."""
     import kopf
@@ -157,7 +171,7 @@ def _configure(registry: kopf.OperatorRegistry, kubeconfig: str | None) -> None:
         settings.scanning.disabled = True
         settings.peering.standalone = True
         settings.posting.level = logging.WARNING
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
+        settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+        settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
 
     kopf.on.startup(registry=registry)(functools.partial(startup))
