@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
@@ -79,7 +80,9 @@ class IssuerKeys:
 
     def __init__(self, source: IssuerSource) -> None:
         self._source = source
-        verify: Any = str(source.ca_file) if source.ca_file else True
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(source.ca_file)) if source.ca_file else True
+        )
         self._http = httpx.AsyncClient(verify=verify, timeout=FETCH_TIMEOUT_SECONDS)
         self._keys: dict[str, PyJWK] = {}
         self._issuer = source.issuer

@@ -1,11 +1,11 @@
 """OIDC-mode auth on a real runtime process against a real (test) OIDC issuer process.
 
-The issuer (``oidc_issuer``) is a tiny loopback HTTP server that publishes a discovery
-document and a JWKS the test controls; the test signs tokens with its own RSA keys.
-Checked on REST and gRPC: 200 for an allowed subject with the required claim, 403 for a
-valid token whose subject or claims the policy refuses, 401 for missing, expired,
-misaddressed, unknown-key, forged and algorithm-confused tokens; every refusal is in
-the audit log (reason, client, subject when known) and in
+The issuer (``kubeserve_runtime.testissuer``) is a tiny loopback HTTP server that
+publishes a discovery document and a JWKS the test controls; the test signs tokens with
+its own RSA keys. Checked on REST and gRPC: 200 for an allowed subject with the required
+claim, 403 for a valid token whose subject or claims the policy refuses, 401 for
+missing, expired, misaddressed, unknown-key, forged and algorithm-confused tokens; every
+refusal is in the audit log (reason, client, subject when known) and in
 ``kubeserve_auth_refused_total``; the access log names the subject; a key the issuer
 adds later is fetched on its first unknown ``kid``, and unknown ``kid``s within the
 refresh interval cause no fetch at all.
@@ -23,10 +23,10 @@ import jwt
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from oidc_issuer import SigningKey, TestIssuer
 from tritonclient.utils import InferenceServerException
 
 from kubeserve_runtime.testing import RuntimeProcess, wait_until
+from kubeserve_runtime.testissuer import SigningKey, TestIssuer
 
 ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
 AUDIENCE = "iris-api"

@@ -1,6 +1,8 @@
 """A tiny, real OIDC issuer for tests: discovery document and JWKS over HTTP on loopback.
 
-Run as ``python oidc_issuer.py PORT DIR``: it serves ``/.well-known/openid-configuration``
+Limits first: test support only (like ``testing``), never used by the server; plain
+HTTP on 127.0.0.1, RSA keys only. Run as ``python -m kubeserve_runtime.testissuer PORT
+DIR``: it serves ``/.well-known/openid-configuration``
 (issuer ``http://127.0.0.1:PORT``) and ``/jwks``, the JWKS read from ``DIR/jwks.json`` on
 every request, so a test rotates keys by rewriting that file. ``/stats`` counts the JWKS
 fetches. It signs nothing: the test holds the private keys and signs tokens itself.
@@ -101,7 +103,7 @@ class TestIssuer:
     def __enter__(self) -> Self:
         with (self.folder / "issuer.log").open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, __file__, str(self.port), str(self.folder)],
+                [sys.executable, "-m", __name__, str(self.port), str(self.folder)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
