@@ -1,0 +1,79 @@
+"""The JWT access policy (``kubeserve_runtime.jwtauth.decide``) and its parsing helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeserve_runtime.jwtauth import AccessPolicy, decide, service_account_of
+
+SA = AccessPolicy(mode="serviceAccount", allow=("apps/web", "batch/*"))
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("system:serviceaccount:apps:web", ("apps", "web")),
+        ("system:serviceaccount:apps:", None),
+        ("system:serviceaccount::web", None),
+        ("system:serviceaccount:apps:web:extra", None),
+        ("system:node:worker-1", None),
+        ("alice", None),
+    ],
+)
+def test_service_account_subjects_are_parsed_strictly(
+    subject: str, expected: tuple[str, str] | None
+) -> None:
+    """Only ``system:serviceaccount:<ns>:<name>`` names a ServiceAccount."""
+    assert service_account_of(subject) == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "allowed"),
+    [
+        ("system:serviceaccount:apps:web", True),
+        ("system:serviceaccount:batch:anything", True),
+        ("system:serviceaccount:apps:worker", False),
+        ("system:serviceaccount:web:apps", False),
+        ("system:node:apps", False),
+    ],
+)
+def test_service_account_policy_allows_listed_accounts_and_namespaces(
+    subject: str, allowed: bool
+) -> None:
+    """``ns/name`` allows one account, ``ns/*`` a whole namespace, nothing else passes."""
+    result = decide(SA, {"sub": subject})
+    assert (result is None) is allowed
+    if not allowed:
+        assert result is not None and result[0] == "subject"
+
+
+@pytest.mark.parametrize(
+    ("claims", "refusal"),
+    [
+        ({"sub": "alice", "groups": ["ml", "ops"], "email_verified": True}, None),
+        ({"sub": "alice", "groups": "ml", "email_verified": True}, None),
+        ({"sub": "alice", "groups": ["ops"], "email_verified": True}, "claims"),
+        ({"sub": "alice", "email_verified": True}, "claims"),
+        ({"sub": "alice", "groups": ["ml"], "email_verified": False}, "claims"),
+        ({"sub": "alice", "groups": ["ml"], "email_verified": {"x": 1}}, "claims"),
+        ({"sub": "mallory", "groups": ["ml"], "email_verified": True}, "subject"),
+    ],
+)
+def test_oidc_policy_checks_subjects_then_required_claims(
+    claims: dict[str, Any], refusal: str | None
+) -> None:
+    """A claim matches by equality, list membership, or JSON text for booleans."""
+    policy = AccessPolicy(
+        mode="oidc",
+        allow=("alice",),
+        required_claims={"groups": "ml", "email_verified": "true"},
+    )
+    result = decide(policy, claims)
+    assert (result[0] if result else None) == refusal
+
+
+def test_oidc_policy_without_allow_accepts_any_subject() -> None:
+    """An empty allow list in oidc mode: the audience alone decides."""
+    assert decide(AccessPolicy(mode="oidc"), {"sub": "anyone"}) is None
