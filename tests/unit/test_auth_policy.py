@@ -44,9 +44,7 @@ def test_service_account_policy_allows_listed_accounts_and_namespaces(
 ) -> None:
     """``ns/name`` allows one account, ``ns/*`` a whole namespace, nothing else passes."""
     result = decide(SA, {"sub": subject})
-    assert (result is None) is allowed
-    if not allowed:
-        assert result is not None and result[0] == "subject"
+    assert (result[0] if result else None) == (None if allowed else "subject")
 
 
 @pytest.mark.parametrize(
