@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from jwt import PyJWK, PyJWKSet
@@ -61,6 +62,12 @@ class IssuerSource:
     token_file: Path | None = None
     min_refresh_seconds: float = 10.0
     max_age_seconds: float = 300.0
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """Scheme and host:port of a URL."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def usable_keys(jwks: Any) -> dict[str, PyJWK]:
@@ -98,10 +105,12 @@ class IssuerKeys:
             raise KeysUnavailable("the issuer's discovery document was not read yet")
         return self._issuer
 
-    def _headers(self) -> dict[str, str]:
-        """The fetch's headers: the current bearer token, when one is configured."""
+    def _headers(self, url: str) -> dict[str, str]:
+        """The fetch's headers: the current bearer token, when one is configured and the
+        URL is on the discovery document's own origin (a ``jwks_uri`` elsewhere never
+        receives it)."""
         path = self._source.token_file
-        if path is None:
+        if path is None or _origin(url) != _origin(self._source.discovery_url):
             return {}
         try:
             token = path.read_text(encoding="utf-8").strip()
@@ -112,7 +121,7 @@ class IssuerKeys:
     async def _get_json(self, url: str) -> Any:
         """GET one JSON document."""
         try:
-            response = await self._http.get(url, headers=self._headers())
+            response = await self._http.get(url, headers=self._headers(url))
         except httpx.HTTPError as exc:
             raise IssuerUnreachable(f"cannot fetch {url}: {exc!r}") from exc
         if response.status_code >= 500:

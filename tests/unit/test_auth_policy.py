@@ -1,12 +1,16 @@
-"""The JWT access policy (``kubeserve_runtime.jwtauth.decide``) and its parsing helpers."""
+"""The JWT access policy (``kubeserve_runtime.jwtauth.decide``), its parsing helpers, and
+the runtime settings each auth mode needs."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from kubeserve_runtime.jwtauth import AccessPolicy, decide, service_account_of
+from kubeserve_runtime.settings import RuntimeSettings
 
 SA = AccessPolicy(mode="serviceAccount", allow=("apps/web", "batch/*"))
 
@@ -75,3 +79,32 @@ def test_oidc_policy_checks_subjects_then_required_claims(
 def test_oidc_policy_without_allow_accepts_any_subject() -> None:
     """An empty allow list in oidc mode: the audience alone decides."""
     assert decide(AccessPolicy(mode="oidc"), {"sub": "anyone"}) is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"auth_mode": "tokens"}, "auth mode tokens needs auth_token_file"),
+        ({"auth_mode": "oidc", "auth_issuer": "https://x"}, "needs auth_audience"),
+        ({"auth_mode": "oidc", "auth_audience": "a"}, "needs auth_issuer"),
+        ({"auth_mode": "serviceAccount", "auth_audience": "a"}, "needs auth_allow"),
+        (
+            {"auth_mode": "serviceAccount", "auth_audience": "a", "auth_allow": "ns/a,web"},
+            "namespace/name or namespace/*: ['web']",
+        ),
+        ({"auth_mode": "oidc", "auth_required_claims": "{not json"}, "not a JSON object"),
+    ],
+)
+def test_runtime_settings_refuse_incomplete_auth(settings: dict[str, Any], expected: str) -> None:
+    """The runtime refuses to start without what its auth mode needs, naming it."""
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        RuntimeSettings.model_validate({"model_name": "iris", **settings})
+
+
+def test_runtime_settings_read_allow_lists_as_json_or_commas() -> None:
+    """Flags and env give lists as JSON (what the operator renders) or comma-separated."""
+    base = {"model_name": "iris", "auth_mode": "serviceAccount", "auth_audience": "a"}
+    as_json = RuntimeSettings.model_validate({**base, "auth_allow": '["ns/a","ns/*"]'})
+    as_commas = RuntimeSettings.model_validate({**base, "auth_allow": "ns/a, ns/*"})
+    assert as_json.auth_allow == as_commas.auth_allow == ["ns/a", "ns/*"]
+    assert RuntimeSettings(model_name="iris").effective_auth_mode is None
