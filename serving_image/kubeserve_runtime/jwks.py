@@ -16,7 +16,8 @@ The discovery document is read once, at ``start``, which retries failures that m
 (the ``iss`` every token must carry, when the configuration does not fix it) and the
 JWKS address (unless ``jwks_url`` overrides it: inside a cluster the document names the
 API server's public address, the runtime reads the keys from the in-cluster one). Each
-fetch may send a bearer token read from ``token_file`` at that moment (the pod's own
+fetch from the discovery document's origin (and no other) sends the bearer token read
+from ``token_file`` at that moment (the pod's own
 rotating ServiceAccount token: kube-apiserver serves these documents to ServiceAccounts
 only). PyJWT parses the keys; nothing here does cryptography.
 """
