@@ -12,7 +12,9 @@ swaps the file atomically, so a rotation never passes through "missing". Only at
 an empty or missing file an error (the server refuses to start), since a server that
 refuses everything from its first second is a mistake in the pod spec.
 
-Tokens are compared in constant time. Health endpoints never ask.
+Tokens are compared in constant time. Health endpoints never ask. A token-file token
+names no one: the request's identity has no subject (``identity.TOKEN_FILE_CALLER``).
+``bearer_token`` reads the ``Authorization`` header for every mode (``jwtauth`` too).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from time import monotonic
 
 from kubeserve_runtime.errors import Unauthorized
+from kubeserve_runtime.identity import TOKEN_FILE_CALLER, Identity
 
 RECHECK_SECONDS = 5.0
 
@@ -41,6 +44,17 @@ def parse_tokens(text: str) -> tuple[bytes, ...]:
 def read_tokens(path: Path) -> tuple[bytes, ...]:
     """Return the tokens listed in a token file."""
     return parse_tokens(path.read_text(encoding="utf-8"))
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header (Unauthorized otherwise)."""
+    if not header:
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)", "missing")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'", "malformed")
+    return token
 
 
 def _signature(stat: os.stat_result) -> Signature:
@@ -89,12 +103,18 @@ class TokenAuth:
 
     def check(self, header: str | None) -> None:
         """Raise Unauthorized unless the header carries a known bearer token."""
-        if not header:
-            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        given = bearer_token(header).encode()
         self._refresh()
-        given = token.strip().encode()
         if not any(hmac.compare_digest(given, known) for known in self._tokens):
-            raise Unauthorized("invalid bearer token")
+            raise Unauthorized("invalid bearer token", "invalid")
+
+    async def start(self) -> None:
+        """Nothing to fetch: the file was read when this object was made."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def authenticate(self, header: str | None) -> Identity:
+        """``check`` as the transports call every authenticator."""
+        self.check(header)
+        return TOKEN_FILE_CALLER

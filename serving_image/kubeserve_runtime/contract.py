@@ -94,6 +94,15 @@ ENV_MAX_BATCH_SIZE: Final = env_name("max_batch_size")
 ENV_MAX_LATENCY_MS: Final = env_name("max_latency_ms")
 ENV_INPUT_SCHEMA: Final = env_name("input_schema")
 ENV_AUTH_TOKEN_FILE: Final = env_name("auth_token_file")
+ENV_AUTH_MODE: Final = env_name("auth_mode")
+ENV_AUTH_AUDIENCE: Final = env_name("auth_audience")
+ENV_AUTH_ISSUER: Final = env_name("auth_issuer")
+ENV_AUTH_DISCOVERY_URL: Final = env_name("auth_discovery_url")
+ENV_AUTH_JWKS_URL: Final = env_name("auth_jwks_url")
+ENV_AUTH_CA_FILE: Final = env_name("auth_ca_file")
+ENV_AUTH_FETCH_TOKEN_FILE: Final = env_name("auth_fetch_token_file")
+ENV_AUTH_ALLOW: Final = env_name("auth_allow")
+ENV_AUTH_REQUIRED_CLAIMS: Final = env_name("auth_required_claims")
 ENV_SHUTDOWN_DELAY_SECONDS: Final = env_name("shutdown_delay_seconds")
 ENV_DRAIN_TIMEOUT_SECONDS: Final = env_name("drain_timeout_seconds")
 
@@ -101,6 +110,20 @@ ENV_DRAIN_TIMEOUT_SECONDS: Final = env_name("drain_timeout_seconds")
 ENV_MAX_MODEL_BYTES: Final = env_name("max_model_bytes")
 ENV_STORAGE_SECRET_DIR: Final = env_name("storage_secret_dir")
 ENV_PVC_ROOT: Final = env_name("pvc_root")
+
+# ------------------------------------------------------------------ authentication
+
+AuthMode = Literal["tokens", "serviceAccount", "oidc"]
+"""``spec.auth.mode`` and ``KUBESERVE_AUTH_MODE``: token file, ServiceAccount JWTs, OIDC JWTs."""
+AUTH_MODES: Final[tuple[str, ...]] = get_args(AuthMode)
+IN_CLUSTER_API: Final = "https://kubernetes.default.svc"
+"""The API server as every pod reaches it (the ``kubernetes`` Service of ``default``)."""
+DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
+"""kube-apiserver's (and every OIDC issuer's) discovery document."""
+SA_JWKS_PATH: Final = "/openid/v1/jwks"
+"""kube-apiserver's ServiceAccount token signing keys."""
+SA_ALLOW_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/([a-z0-9]([-.a-z0-9]*[a-z0-9])?|[*])$"
+"""A serviceAccount-mode allow entry: ``namespace/name`` or ``namespace/*``."""
 
 # ------------------------------------------------------------------ datatypes
 

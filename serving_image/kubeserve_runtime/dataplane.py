@@ -40,6 +40,7 @@ from kubeserve_runtime.errors import (
     NotReady,
     ServingError,
 )
+from kubeserve_runtime.identity import current_subject
 from kubeserve_runtime.logs import RequestLog
 from kubeserve_runtime.metrics import DriftMonitor, ReferenceProfile, RuntimeMetrics
 from kubeserve_runtime.models import Model, load_model
@@ -189,7 +190,11 @@ class DataPlane:
         client: str | None,
         path: str | None = None,
     ) -> None:
-        """Write the access log line of a request that ``record`` chose to log."""
+        """Write the access log line of a request that ``record`` chose to log.
+
+        The line names the authenticated subject (``identity.current_subject``): call it
+        from the request's own task.
+        """
         fields: dict[str, Any] = {"method": method}
         if path is not None:
             fields["path"] = path
@@ -198,6 +203,7 @@ class DataPlane:
         fields["protocol"] = protocol
         fields["model"] = self.name
         fields["client"] = client
+        fields["subject"] = current_subject()
         self.log.access(fields)
 
     # -- inference -------------------------------------------------------------------

@@ -28,11 +28,33 @@ class InvalidInput(ServingError):
 
 
 class Unauthorized(ServingError):
-    """A bearer token is required and was missing or wrong (401)."""
+    """A bearer token is required and was missing, malformed, expired or not trusted (401).
+
+    ``reason`` is a short fixed word for metrics and the audit log (``missing``,
+    ``invalid``, ``expired``...); ``subject`` is the token's subject when its signature
+    was verified before another check failed (an expired token of a known caller).
+    """
 
     status_code = 401
     grpc_code = "UNAUTHENTICATED"
     challenge = 'Bearer realm="kubeserve"'
+
+    def __init__(self, message: str, reason: str = "invalid", subject: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.subject = subject
+
+
+class Forbidden(ServingError):
+    """A valid token whose subject or claims the policy does not allow (403)."""
+
+    status_code = 403
+    grpc_code = "PERMISSION_DENIED"
+
+    def __init__(self, message: str, reason: str, subject: str | None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.subject = subject
 
 
 class ModelNotFound(ServingError):

@@ -3,7 +3,9 @@
 Order at start: metrics port, then HTTP and gRPC (liveness answers while the model
 loads, readiness stays 503), then the model loads in a worker thread, the heap is frozen
 (``gc.freeze``: the model and libraries are never rescanned by the garbage collector)
-and readiness turns true. A load failure is logged and the process exits 1.
+and readiness turns true. In a JWT auth mode the token issuer's discovery document and
+keys are fetched first (``jwks``). A load or fetch failure is logged and the
+process exits 1.
 
 Limits first: the drain is bounded by ``shutdown_delay_seconds`` plus
 ``drain_timeout_seconds`` (plus ``HANDSHAKE_SETTLE_SECONDS``); a request still running
@@ -37,7 +39,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from kubeserve_runtime.auth import TokenAuth
+from kubeserve_runtime.audit import build_gate
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.listener import accept_queue_length, refuse_new_connections
 from kubeserve_runtime.logs import configure_logging
@@ -54,6 +56,10 @@ HANDSHAKE_SETTLE_SECONDS = 0.2
 ACCEPT_QUEUE_POLL_SECONDS = 0.01
 ACCEPT_QUEUE_WAIT_SECONDS = 2.0
 """Longest wait for the loop to accept what is queued (it takes one loop iteration)."""
+
+
+class AuthStartError(Exception):
+    """The configured auth mode cannot start (its issuer's keys cannot be fetched)."""
 
 
 class _HttpServer(uvicorn.Server):
@@ -90,7 +96,7 @@ class Runtime:
             max_workers=settings.inference_threads, thread_name_prefix="inference"
         )
         self.plane = DataPlane(settings, self.metrics, self.executor)
-        self.auth = TokenAuth(settings.auth_token_file) if settings.auth_token_file else None
+        self.auth = build_gate(settings, self.metrics)
         self.worker = ParseWorker(settings.parse_worker_min_bytes)
         self._stop = asyncio.Event()
         self._skip_delay = asyncio.Event()
@@ -128,6 +134,14 @@ class Runtime:
             timeout_graceful_shutdown=math.ceil(s.drain_timeout_seconds),
         )
 
+    async def _start_auth(self) -> None:
+        """Fetch the token issuer's keys (JWT modes), or raise naming what failed."""
+        if self.auth is not None:
+            try:
+                await self.auth.authenticator.start()
+            except Exception as exc:
+                raise AuthStartError(f"cannot fetch the token issuer's keys: {exc}") from exc
+
     async def _shutdown_delay(self) -> None:
         """Keep serving, not ready, for the shutdown delay (SIGINT cuts it short)."""
         with contextlib.suppress(TimeoutError):
@@ -160,11 +174,13 @@ class Runtime:
         )
         status = 0
         try:
+            await self._start_auth()  # readiness needs the keys as much as the model
             await asyncio.gather(self.plane.load(), self.worker.start())
             freeze_heap()
             log.info("model loaded and ready", extra={"fields": {"model": s.model_name}})
         except Exception as exc:
-            log.error(f"cannot load the model: {exc}", extra={"fields": {"error": str(exc)}})
+            what = "cannot start" if isinstance(exc, AuthStartError) else "cannot load the model"
+            log.error(f"{what}: {exc}", extra={"fields": {"error": str(exc)}})
             self.request_stop()
             status = 1
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -180,6 +196,8 @@ class Runtime:
             await grpc_server.stop(s.drain_timeout_seconds)
         await asyncio.gather(http_task, return_exceptions=True)
         await self.plane.close()
+        if self.auth is not None:
+            await self.auth.authenticator.close()
         self.worker.close()
         self.executor.shutdown(wait=True)
         metrics_server.close()

@@ -8,13 +8,14 @@ reads argv or the environment at import time: ``RuntimeSettings()`` does, when c
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import orjson
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubeserve_runtime import contract
 from kubeserve_runtime.schema import InputSchema
@@ -68,6 +69,44 @@ class RuntimeSettings(BaseSettings):
     max_latency_ms: float = Field(5.0, gt=0, description="longest wait to fill a batch")
     input_schema: InputSchema | None = Field(None, description="inputSchema as JSON")
     auth_token_file: Path | None = Field(None, description="bearer tokens, one per line")
+    auth_mode: contract.AuthMode | None = Field(
+        None,
+        description="tokens|serviceAccount|oidc; unset = tokens when a token file is set, "
+        "else no auth",
+    )
+    auth_audience: str | None = Field(None, description="the audience JWTs must carry")
+    auth_issuer: str | None = Field(
+        None,
+        description="the issuer JWTs must name (oidc: required; serviceAccount: "
+        "from the discovery document)",
+    )
+    auth_discovery_url: str | None = Field(
+        None,
+        description="OIDC discovery document; default: <issuer>/.well-known/openid-configuration "
+        "(oidc), the in-cluster API server's (serviceAccount)",
+    )
+    auth_jwks_url: str | None = Field(
+        None,
+        description="JWKS address; default: the discovery document's (oidc), the in-cluster "
+        "API server's (serviceAccount)",
+    )
+    auth_ca_file: Path | None = Field(
+        None, description="CA bundle for fetching the discovery document and JWKS"
+    )
+    auth_fetch_token_file: Path | None = Field(
+        None, description="bearer token sent when fetching the discovery document and JWKS"
+    )
+    auth_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="allowed callers, JSON list or comma-separated: namespace/name or "
+        "namespace/* (serviceAccount), sub values (oidc; empty = any)",
+    )
+    auth_required_claims: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="claims every JWT must hold, as a JSON object"
+    )
+    auth_jwks_min_refresh_seconds: float = Field(
+        10.0, ge=0.0, description="shortest time between JWKS fetches for unknown key ids"
+    )
     max_request_bytes: int = Field(
         16 * MIB, ge=1024, description="largest request body or gRPC message (413 beyond)"
     )
@@ -134,6 +173,55 @@ class RuntimeSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _auth_complete(self) -> Self:
+        """Refuse an auth mode that lacks what it needs, naming what is missing."""
+        mode = self.effective_auth_mode
+        if mode == "tokens" and self.auth_token_file is None:
+            raise ValueError("auth mode tokens needs auth_token_file")
+        if mode in ("serviceAccount", "oidc") and not self.auth_audience:
+            raise ValueError(f"auth mode {mode} needs auth_audience")
+        if mode == "oidc" and not self.auth_issuer:
+            raise ValueError("auth mode oidc needs auth_issuer (the issuer URL)")
+        if mode == "serviceAccount":
+            if not self.auth_allow:
+                raise ValueError(
+                    "auth mode serviceAccount needs auth_allow: namespace/name or namespace/* "
+                    "entries (otherwise every ServiceAccount of the cluster could call)"
+                )
+            bad = [a for a in self.auth_allow if not re.match(contract.SA_ALLOW_PATTERN, a)]
+            if bad:
+                raise ValueError(f"auth_allow entries must be namespace/name or namespace/*: {bad}")
+        return self
+
+    @property
+    def effective_auth_mode(self) -> str | None:
+        """The auth mode in force: the setting, else tokens when a token file is set."""
+        if self.auth_mode is not None:
+            return self.auth_mode
+        return "tokens" if self.auth_token_file is not None else None
+
+    @field_validator("auth_allow", mode="before")
+    @classmethod
+    def _parse_allow(cls, value: Any) -> Any:
+        """Accept a JSON list or a comma-separated string (flag or env)."""
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return orjson.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("auth_required_claims", mode="before")
+    @classmethod
+    def _parse_claims(cls, value: Any) -> Any:
+        """Accept the required claims as a JSON object string (flag or env)."""
+        if isinstance(value, str | bytes):
+            try:
+                return orjson.loads(value) if value.strip() else {}
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"auth_required_claims is not a JSON object: {exc}") from exc
+        return value
+
     @field_validator("input_schema", mode="before")
     @classmethod
     def _parse_schema(cls, value: Any) -> Any:
@@ -147,7 +235,16 @@ class RuntimeSettings(BaseSettings):
                 raise ValueError(f"inputSchema is not valid JSON: {exc}") from exc
         return value
 
-    @field_validator("model_version", "model_format", mode="before")
+    @field_validator(
+        "model_version",
+        "model_format",
+        "auth_mode",
+        "auth_audience",
+        "auth_issuer",
+        "auth_discovery_url",
+        "auth_jwks_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """Treat an empty string (an env var set to nothing) as unset."""

@@ -162,7 +162,14 @@ def _apply(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[s
 
 
 @pytest.mark.parametrize(
-    "case", ["iris-gateway", "fraud-canary-gateway", "reco-ab-mirror-gateway", "fraud-canary-nginx"]
+    "case",
+    [
+        "iris-gateway",
+        "iris-serviceaccount-auth",
+        "fraud-canary-gateway",
+        "reco-ab-mirror-gateway",
+        "fraud-canary-nginx",
+    ],
 )
 def test_builder_output_is_accepted_and_routes_do_not_drift(
     api_client: client.ApiClient, namespace: str, case: str
@@ -189,7 +196,7 @@ def test_predictor_pods_pass_pod_security_restricted(
         namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
     )
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "fraud-model"}})
-    for case in ("fraud-canary-gateway", "reco-ab-mirror-gateway"):
+    for case in ("fraud-canary-gateway", "reco-ab-mirror-gateway", "iris-serviceaccount-auth"):
         for child in yaml.safe_load_all((GOLDEN / f"{case}.yaml").read_text()):
             if child["kind"] != "Deployment":
                 continue
@@ -204,3 +211,47 @@ def test_predictor_pods_pass_pod_security_restricted(
                 "spec": template["spec"],
             }
             core.create_namespaced_pod(namespace, pod, dry_run="All")
+
+
+SA_AUTH = {"mode": "serviceAccount", "audience": "iris", "allow": ["apps/web"]}
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({}, "auth mode tokens needs secretRef"),
+        ({**SA_AUTH, "secretRef": {"name": "t"}}, "secretRef is for auth mode tokens only"),
+        ({"secretRef": {"name": "t"}, "allow": ["a/b"]}, "are for auth modes serviceAccount"),
+        ({"mode": "serviceAccount", "allow": ["apps/web"]}, "need audience"),
+        ({"mode": "serviceAccount", "audience": "iris"}, "auth mode serviceAccount needs allow"),
+        ({**SA_AUTH, "allow": ["web"]}, "each allow entry is namespace/name or namespace/*"),
+        ({"mode": "oidc", "audience": "iris"}, "auth mode oidc needs issuer"),
+        ({**SA_AUTH, "issuer": "https://x.example.com"}, "only oidc takes one"),
+    ],
+)
+def test_incomplete_auth_blocks_are_refused_by_the_api_server(
+    api_client: client.ApiClient, namespace: str, auth: dict[str, Any], expected: str
+) -> None:
+    """The CEL rules of spec.auth: each mode's missing part is named by the API server."""
+    obj = yaml.safe_load((GOLDEN / "inputs" / "iris.yaml").read_text())
+    obj["spec"]["auth"] = auth
+    assert expected in refused(api_client, namespace, obj)
+
+
+def test_jwt_auth_is_accepted_for_models_and_refused_for_custom_containers(
+    api_client: client.ApiClient, namespace: str, full_isvc: dict[str, Any]
+) -> None:
+    """serviceAccount and oidc blocks are stored as written for a model predictor; a
+    custom-container variant cannot enforce them, so the API server refuses it."""
+    for name, auth in (
+        ("sa", {**SA_AUTH, "allow": ["apps/web", "batch/*"]}),
+        ("oidc", {"mode": "oidc", "issuer": "https://login.example.com", "audience": "x"}),
+    ):
+        obj = yaml.safe_load((GOLDEN / "inputs" / "iris.yaml").read_text())
+        obj["metadata"]["name"] = f"iris-{name}"
+        obj["spec"]["auth"] = auth
+        assert create(api_client, namespace, obj)["spec"]["auth"] == auth
+    full_isvc["spec"]["auth"] = SA_AUTH
+    assert "every predictor needs model, not containers" in refused(
+        api_client, namespace, full_isvc
+    )

@@ -167,3 +167,32 @@ def test_missing_file_is_logged_once_not_per_request(
                 auth.check("Bearer t")
     assert [r.levelname for r in caplog.records] == ["ERROR"]
     assert "No such file or directory" in caplog.records[0].getMessage()
+
+
+def test_token_file_refusals_are_audited_and_counted(auth_server: RuntimeProcess) -> None:
+    """Tokens mode: every 401 writes an audit line (even at sample rate 0) with the reason
+    and the client, never the token, and counts in kubeserve_auth_refused_total."""
+
+    def refused(reason: str) -> float:
+        text = httpx.get(auth_server.metrics_url).text
+        prefix = "kubeserve_auth_refused_total{"
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(prefix) and f'reason="{reason}"' in line
+        )
+
+    before = {reason: refused(reason) for reason in ("missing", "invalid", "malformed")}
+    url = f"{auth_server.url}/v2/models/iris/infer"
+    httpx.post(url, json=ROW)
+    httpx.post(url, json=ROW, headers={"Authorization": "Bearer guessed-token-1234"})
+    httpx.get(f"{auth_server.url}/v2", headers={"Authorization": "Basic czNjcmV0"})
+    for reason in before:
+        assert refused(reason) == before[reason] + 1, reason
+    lines = [json.loads(line) for line in auth_server.log.splitlines() if line.startswith("{")]
+    audit = [e for e in lines if e["logger"] == "kubeserve_runtime.audit"]
+    assert {"missing", "invalid", "malformed"} <= {e["reason"] for e in audit}
+    basic = [e for e in audit if e["reason"] == "malformed"][-1]
+    assert (basic["status"], basic["target"], basic["client"]) == (401, "GET /v2", "127.0.0.1")
+    assert basic["subject"] is None
+    assert "guessed-token-1234" not in auth_server.log

@@ -47,9 +47,28 @@ def rendered_pods(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [p for p in pods if p.get("initContainers")]
 
 
+JWT_AUTH = (
+    {"mode": "serviceAccount", "audience": "iris", "allow": ["apps/web", "batch/*"]},
+    {
+        "mode": "oidc",
+        "issuer": "https://login.example.com",
+        "audience": "iris",
+        "allow": ["alice"],
+        "requiredClaims": {"groups": "ml"},
+    },
+)
+"""The auth blocks the full example cannot carry (JWT modes need bundled-runtime models)."""
+
+
 def sources() -> list[dict[str, Any]]:
-    """Every example InferenceService and the full one (every spec field set)."""
-    return [yaml.safe_load(path.read_text()) for path in [*EXAMPLES, FULL]]
+    """Every example InferenceService, the full one (every spec field set), and the first
+    example under each JWT auth mode."""
+    objs = [yaml.safe_load(path.read_text()) for path in [*EXAMPLES, FULL]]
+    for auth in JWT_AUTH:
+        obj = yaml.safe_load(EXAMPLES[0].read_text())
+        obj["spec"]["auth"] = auth
+        objs.append(obj)
+    return objs
 
 
 def containers(name: str) -> list[dict[str, Any]]:
@@ -114,7 +133,19 @@ def test_every_runtime_variable_the_operator_renders_is_a_runtime_setting(
                     for name, value in env.items():
                         patch.setenv(name, value)
                     RuntimeSettings()
-    assert {contract.ENV_INPUT_SCHEMA, contract.ENV_AUTH_TOKEN_FILE} <= rendered
+    assert {
+        contract.ENV_INPUT_SCHEMA,
+        contract.ENV_AUTH_TOKEN_FILE,
+        contract.ENV_AUTH_MODE,
+        contract.ENV_AUTH_AUDIENCE,
+        contract.ENV_AUTH_ISSUER,
+        contract.ENV_AUTH_ALLOW,
+        contract.ENV_AUTH_REQUIRED_CLAIMS,
+        contract.ENV_AUTH_FETCH_TOKEN_FILE,
+        contract.ENV_AUTH_CA_FILE,
+        contract.ENV_AUTH_JWKS_URL,
+        contract.ENV_AUTH_DISCOVERY_URL,
+    } <= rendered
 
 
 def test_the_check_reports_a_variable_no_setting_reads() -> None:

@@ -717,12 +717,123 @@ class Mirror(ApiModel):
     percent: int = Field(default=100, ge=1, le=100, description="Percent of requests copied.")
 
 
-class Auth(ApiModel):
-    """Bearer-token authentication enforced by the runtime."""
+AUTH_MODE = "(has(self.mode) ? self.mode : 'tokens')"
+"""CEL: the auth mode, with its default (defaults live in the models, not the CRD)."""
+MAX_ALLOW = 64
+MAX_REQUIRED_CLAIMS = 16
+ISSUER_PATTERN = r"^https://[^\s]+$"
+SA_ALLOW_CEL = contract.SA_ALLOW_PATTERN
+"""The allow-entry pattern inside a single-quoted CEL string (it has no quote or backslash)."""
 
-    secret_ref: LocalObjectReference = Field(
-        description="Secret whose key `tokens` holds the accepted tokens, one per line."
+
+def _sa_allow_ok(entries: list[str] | None) -> bool:
+    """Python twin of the serviceAccount allow-entry rule."""
+    return all(re.fullmatch(contract.SA_ALLOW_PATTERN, e) for e in entries or ())
+
+
+class Auth(ApiModel):
+    """Who may call the model, enforced by the runtime on REST and gRPC (health stays open).
+
+    ``tokens``: bearer tokens listed in a Secret. ``serviceAccount``: Kubernetes
+    ServiceAccount tokens (from the TokenRequest API, e.g. ``kubectl create token``, or a
+    projected volume) for ``audience``, from the ServiceAccounts in ``allow``; the runtime
+    verifies them offline with the cluster's OIDC discovery document and JWKS, which it
+    reads from the API server with its own pod's ServiceAccount token. ``oidc``: JWTs from
+    any OpenID Connect issuer for ``audience``, optionally limited to the subjects in
+    ``allow`` and to tokens holding ``requiredClaims``.
+    """
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=f"{AUTH_MODE} != 'tokens' || has(self.secretRef)",
+            message="auth mode tokens needs secretRef (a Secret whose key `tokens` lists "
+            "the accepted tokens)",
+            check=lambda s: s.mode != "tokens" or s.secret_ref is not None,
+        ),
+        Rule(
+            cel=f"{AUTH_MODE} == 'tokens' || !has(self.secretRef)",
+            message="secretRef is for auth mode tokens only",
+            check=lambda s: s.mode == "tokens" or s.secret_ref is None,
+        ),
+        Rule(
+            cel=f"{AUTH_MODE} != 'tokens' || (!has(self.audience) && !has(self.issuer) && "
+            "!has(self.allow) && !has(self.requiredClaims))",
+            message="audience, issuer, allow and requiredClaims are for auth modes "
+            "serviceAccount and oidc",
+            check=lambda s: (
+                s.mode != "tokens"
+                or (s.audience, s.issuer, s.allow, s.required_claims) == (None,) * 4
+            ),
+        ),
+        Rule(
+            cel=f"{AUTH_MODE} == 'tokens' || has(self.audience)",
+            message="auth modes serviceAccount and oidc need audience: the audience the "
+            "callers' tokens are issued for",
+            check=lambda s: s.mode == "tokens" or s.audience is not None,
+        ),
+        Rule(
+            cel=f"{AUTH_MODE} != 'serviceAccount' || (has(self.allow) && size(self.allow) > 0)",
+            message="auth mode serviceAccount needs allow: namespace/name or namespace/* "
+            "entries (without them any ServiceAccount of the cluster could call)",
+            check=lambda s: s.mode != "serviceAccount" or bool(s.allow),
+        ),
+        Rule(
+            cel=f"{AUTH_MODE} != 'serviceAccount' || !has(self.allow) || "
+            f"self.allow.all(a, a.matches('{SA_ALLOW_CEL}'))",
+            message="in auth mode serviceAccount each allow entry is namespace/name or "
+            "namespace/* (a ServiceAccount, or every ServiceAccount of a namespace)",
+            check=lambda s: s.mode != "serviceAccount" or _sa_allow_ok(s.allow),
+        ),
+        Rule(
+            cel=f"({AUTH_MODE} == 'oidc') == has(self.issuer)",
+            message="auth mode oidc needs issuer (the issuer URL), and only oidc takes one "
+            "(serviceAccount uses the cluster's issuer)",
+            check=lambda s: (s.mode == "oidc") == (s.issuer is not None),
+        ),
     )
+
+    mode: contract.AuthMode = Field(
+        default="tokens",
+        description="tokens (bearer tokens from secretRef), serviceAccount (Kubernetes "
+        "ServiceAccount tokens) or oidc (JWTs from an OpenID Connect issuer).",
+    )
+    secret_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="tokens mode: Secret whose key `tokens` holds the accepted tokens, one "
+        "per line.",
+    )
+    audience: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = Field(
+        default=None,
+        description="serviceAccount and oidc modes: the audience (`aud`) tokens must be "
+        "issued for, e.g. `kubectl create token NAME --audience=AUDIENCE`.",
+    )
+    issuer: (
+        Annotated[str, StringConstraints(pattern=ISSUER_PATTERN, max_length=MAX_SUBDOMAIN_LENGTH)]
+        | None
+    ) = Field(
+        default=None,
+        description="oidc mode: the issuer URL (https); its discovery document is read "
+        "from <issuer>/.well-known/openid-configuration.",
+    )
+    allow: list[ShortString] | None = Field(
+        default=None,
+        max_length=MAX_ALLOW,
+        description="Allowed callers. serviceAccount mode (required): namespace/name of a "
+        "ServiceAccount, or namespace/* for all of a namespace. oidc mode: exact `sub` "
+        "values; unset = any subject of the issuer.",
+    )
+    required_claims: dict[ShortString, ShortString] | None = Field(
+        default=None,
+        max_length=MAX_REQUIRED_CLAIMS,
+        description="serviceAccount and oidc modes: claims every token must hold; a claim "
+        "matches when it equals the value or is a list containing it (booleans and numbers "
+        'as JSON text, e.g. "true").',
+    )
+
+    @property
+    def jwt(self) -> bool:
+        """Whether tokens are JWTs checked against an issuer (not the token Secret)."""
+        return self.mode != "tokens"
 
 
 # --------------------------------------------------------------------------- spec
@@ -752,6 +863,16 @@ class InferenceServiceSpec(ApiModel):
             check=lambda s: s.variants is None or sum(v.weight for v in s.variants) <= 100,
         ),
         Rule(
+            cel="!has(self.auth) || !has(self.auth.mode) || self.auth.mode == 'tokens' || "
+            "(has(self.predictor.model) && "
+            "(!has(self.variants) || self.variants.all(v, has(v.predictor.model))))",
+            message="auth modes serviceAccount and oidc are enforced by the bundled runtime: "
+            "every predictor needs model, not containers",
+            check=lambda s: (
+                s.auth is None or not s.auth.jwt or all(p.model is not None for p in s.predictors())
+            ),
+        ),
+        Rule(
             cel="!has(self.mirror) || "
             "(has(self.variants) && self.variants.exists(v, v.name == self.mirror.variant))",
             message="mirror.variant must name one of spec.variants",
@@ -774,8 +895,14 @@ class InferenceServiceSpec(ApiModel):
     )
     mirror: Mirror | None = Field(default=None, description="Shadow traffic to a variant.")
     auth: Auth | None = Field(
-        default=None, description="Require bearer tokens on inference requests."
+        default=None,
+        description="Require bearer tokens on inference requests: a token Secret, Kubernetes "
+        "ServiceAccount tokens or OIDC tokens.",
     )
+
+    def predictors(self) -> list[Predictor]:
+        """The main predictor and every variant's."""
+        return [self.predictor, *(v.predictor for v in self.variants or ())]
 
 
 # --------------------------------------------------------------------------- status

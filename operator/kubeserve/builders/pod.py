@@ -22,6 +22,14 @@ oversized model fails with a message instead of an eviction; /tmp a fixed 1Gi.
   The runtime container is ``kubeserve-runtime serve`` configured by KUBESERVE_* env.
 - ``containers``: the custom container replaces the runtime and gets the same ports,
   probes and hardening; no init container.
+- ``auth``: tokens mode mounts the Secret's ``tokens`` key (runtime or custom
+  container). The JWT modes configure the runtime by KUBESERVE_AUTH_* env; serviceAccount
+  mode also mounts, in the runtime container only, a projected volume with the pod's
+  ServiceAccount token (audience: the API server) and the cluster CA (the
+  ``kube-root-ca.crt`` ConfigMap every namespace has), which the runtime uses to read
+  ``/.well-known/openid-configuration`` and ``/openid/v1/jwks`` from
+  ``https://kubernetes.default.svc``. The pod keeps ``automountServiceAccountToken:
+  false``: no other container gets a token.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from urllib.parse import urlsplit
 from kubeserve.api.v1alpha1 import (
     DEFAULT_SPREAD_KEYS,
     DEFAULT_STORAGE_SIZE_LIMIT,
+    Auth,
     CustomContainer,
     EnvVar,
     Model,
@@ -49,6 +58,10 @@ from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL
 STORAGE_SECRET_DIR = "/var/run/secrets/kubeserve/storage"
 AUTH_DIR = "/var/run/secrets/kubeserve/auth"
 AUTH_KEY = "tokens"
+ISSUER_DIR = "/var/run/secrets/kubeserve/issuer"
+"""serviceAccount mode: the pod's own ServiceAccount token and the cluster CA, with which
+the runtime reads the API server's discovery document and JWKS (runtime container only)."""
+ISSUER_TOKEN_SECONDS = 3600
 RUN_AS = 1000
 RUNTIME_CONTAINER = "kserve-container"
 INITIALIZER_CONTAINER = "storage-initializer"
@@ -156,8 +169,53 @@ def _pvc_claim(storage_uri: str) -> str | None:
     return parts.netloc if parts.scheme == "pvc" else None
 
 
+def auth_env(auth: Auth) -> dict[str, str]:
+    """KUBESERVE_AUTH_* settings of the runtime container for one auth block."""
+    if auth.mode == "tokens":
+        return {contract.ENV_AUTH_TOKEN_FILE: f"{AUTH_DIR}/{AUTH_KEY}"}
+    env = {contract.ENV_AUTH_MODE: auth.mode, contract.ENV_AUTH_AUDIENCE: auth.audience or ""}
+    if auth.mode == "serviceAccount":
+        env[contract.ENV_AUTH_DISCOVERY_URL] = contract.IN_CLUSTER_API + contract.DISCOVERY_PATH
+        env[contract.ENV_AUTH_JWKS_URL] = contract.IN_CLUSTER_API + contract.SA_JWKS_PATH
+        env[contract.ENV_AUTH_CA_FILE] = f"{ISSUER_DIR}/ca.crt"
+        env[contract.ENV_AUTH_FETCH_TOKEN_FILE] = f"{ISSUER_DIR}/token"
+    if auth.issuer is not None:
+        env[contract.ENV_AUTH_ISSUER] = auth.issuer
+    if auth.allow:
+        env[contract.ENV_AUTH_ALLOW] = json.dumps(list(auth.allow), separators=(",", ":"))
+    if auth.required_claims:
+        env[contract.ENV_AUTH_REQUIRED_CLAIMS] = json.dumps(
+            dict(auth.required_claims), sort_keys=True, separators=(",", ":")
+        )
+    return env
+
+
+def issuer_volume() -> dict[str, Any]:
+    """serviceAccount mode: the pod's ServiceAccount token and the cluster CA."""
+    return {
+        "name": "issuer",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "path": "token",
+                        "expirationSeconds": ISSUER_TOKEN_SECONDS,
+                    }
+                },
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+            ],
+        },
+    }
+
+
 def _runtime_env(
-    isvc_name: str, revision: str, predictor: Predictor, model: Model, with_auth: bool
+    isvc_name: str, revision: str, predictor: Predictor, model: Model, auth: Auth | None
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
@@ -178,8 +236,8 @@ def _runtime_env(
         env[contract.ENV_INPUT_SCHEMA] = json.dumps(
             predictor.input_schema.to_dict(), sort_keys=True, separators=(",", ":")
         )
-    if with_auth:
-        env[contract.ENV_AUTH_TOKEN_FILE] = f"{AUTH_DIR}/{AUTH_KEY}"
+    if auth is not None:
+        env.update(auth_env(auth))
     return env
 
 
@@ -196,7 +254,7 @@ def _model_containers(
     revision: str,
     predictor: Predictor,
     model: Model,
-    auth_secret: str | None,
+    auth: Auth | None,
     config: OperatorConfig,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
@@ -230,8 +288,11 @@ def _model_containers(
             {"name": "storage-secret", "mountPath": STORAGE_SECRET_DIR, "readOnly": True}
         )
         init_env.append({"name": contract.ENV_STORAGE_SECRET_DIR, "value": STORAGE_SECRET_DIR})
-    if auth_secret is not None:
+    if auth is not None and auth.mode == "tokens":
         runtime_mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    if auth is not None and auth.mode == "serviceAccount":
+        runtime_mounts.append({"name": "issuer", "mountPath": ISSUER_DIR, "readOnly": True})
+        volumes.append(issuer_volume())
     initializer = {
         "name": INITIALIZER_CONTAINER,
         "image": config.initializer_image,
@@ -250,7 +311,7 @@ def _model_containers(
         "command": [contract.RUNTIME_COMMAND],
         "args": [contract.SERVE],
         "env": _env(
-            _runtime_env(isvc_name, revision, predictor, model, auth_secret is not None),
+            _runtime_env(isvc_name, revision, predictor, model, auth),
             model.env,
         ),
         "ports": _ports(),
@@ -296,7 +357,7 @@ def pod_template(
     isvc_name: str,
     revision: str,
     predictor: Predictor,
-    auth_secret: str | None,
+    auth: Auth | None,
     pod_labels: dict[str, str],
     selector: dict[str, str],
     config: OperatorConfig,
@@ -312,10 +373,11 @@ def pod_template(
         {"name": "model", "emptyDir": {"sizeLimit": model_limit}},
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
     ]
+    auth_secret = auth.secret_ref.name if auth is not None and auth.secret_ref else None
     init_containers: list[dict[str, Any]] = []
     if predictor.model is not None:
         init_containers, containers, extra = _model_containers(
-            isvc_name, revision, predictor, predictor.model, auth_secret, config
+            isvc_name, revision, predictor, predictor.model, auth, config
         )
         volumes += extra
     else:

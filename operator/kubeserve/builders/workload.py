@@ -45,7 +45,7 @@ def deployment(
     """The Deployment of one revision."""
     name = workload_name(isvc.metadata.name, workload.component, workload.revision)
     own_labels = labels(isvc.metadata.name, workload.component, workload.revision)
-    auth = isvc.spec.auth.secret_ref.name if isvc.spec.auth is not None else None
+    auth = isvc.spec.auth
     selector = selector_labels(isvc.metadata.name, workload.component, workload.revision)
     spec: dict[str, Any] = {"replicas": workload.min_replicas}
     spec.update(

@@ -40,6 +40,12 @@ def runtime_env(
     for var, port in zip(PORT_VARS, (ports.http, ports.grpc, ports.metrics), strict=True):
         env[var] = str(port)
     env[contract.ENV_HOST] = host
+    if predictor.env.get(contract.ENV_AUTH_MODE) == "serviceAccount":
+        raise LocalError(
+            "this InferenceService accepts Kubernetes ServiceAccount tokens (spec.auth mode "
+            "serviceAccount), which only a pod in the cluster can verify; run it locally "
+            "without spec.auth, or with mode tokens or oidc"
+        )
     if contract.ENV_AUTH_TOKEN_FILE in predictor.env:
         if auth_token_file is None:
             raise LocalError(

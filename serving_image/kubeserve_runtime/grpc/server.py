@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import DecodeError
 
-from kubeserve_runtime.auth import TokenAuth
+from kubeserve_runtime.audit import AuthGate
 from kubeserve_runtime.codec import array_to_raw, check_shape, contents_to_array, raw_to_array
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.datatypes import numpy_dtype
@@ -139,7 +139,7 @@ def encode_response(response: InferResponse, raw: bool) -> Any:
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     """Implements GRPCInferenceService on a DataPlane."""
 
-    def __init__(self, plane: DataPlane, auth: TokenAuth | None) -> None:
+    def __init__(self, plane: DataPlane, auth: AuthGate | None) -> None:
         self._plane = plane
         self._auth = auth
         self._inflight = plane.metrics.inflight(PROTOCOL)
@@ -162,7 +162,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
                 raise InvalidInput(f"the request is not a valid {method} message: {request.reason}")
             if counted and self._auth is not None:
                 metadata = dict(context.invocation_metadata() or ())
-                self._auth.check(metadata.get("authorization"))
+                await self._auth.admit(
+                    metadata.get("authorization"), PROTOCOL, context.peer(), method
+                )
             return await run()
         except ServingError as exc:
             error = exc
@@ -259,7 +261,7 @@ class _GeneratedHandlers:
 
 
 async def start_grpc_server(
-    plane: DataPlane, auth: TokenAuth | None, settings: RuntimeSettings
+    plane: DataPlane, auth: AuthGate | None, settings: RuntimeSettings
 ) -> Any:
     """Start the gRPC server on ``settings.grpc_port`` and return it."""
     server = grpc.aio.server(

@@ -101,6 +101,12 @@ class RuntimeMetrics:
             [*base, "format"],
             registry=registry,
         )
+        self._auth_refused = Counter(
+            "kubeserve_auth_refused",
+            "Requests refused by authentication (401) or authorization (403), by reason.",
+            [*base, "protocol", "reason", "status"],
+            registry=registry,
+        )
         self._request_children: dict[tuple[str, int], Any] = {}
         self._total_children: dict[str, Any] = {}
         self._inflight_counters: dict[str, InFlight] = {}
@@ -118,6 +124,10 @@ class RuntimeMetrics:
             total = self._total.labels(self._model, self._version, protocol)
             self._total_children[protocol] = total
         total.observe(seconds)
+
+    def auth_refused(self, protocol: str, reason: str, status: int) -> None:
+        """Count one request that auth refused (reasons are a small fixed set)."""
+        self._auth_refused.labels(self._model, self._version, protocol, reason, str(status)).inc()
 
     def inflight(self, protocol: str) -> InFlight:
         """Return the in-flight counter of a protocol (one per protocol, exported)."""

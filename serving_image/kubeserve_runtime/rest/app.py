@@ -1,14 +1,15 @@
 """The Starlette application: routes for V1, V2, health and the OpenAPI description.
 
-Every route but V2 infer goes through ``_Endpoint``, a thin wrapper that checks the
-bearer token (except on open routes), turns ServingErrors into ``{"error": ...}``
-responses (with Retry-After on 503), counts the request in the metrics and writes the
-sampled access log line. Requests with bodies are admitted first (``rest.admission``:
-413 for a declared size over the limit, 503 past the in-flight caps), then the body is
-read with the same hard limit. V2 infer, the hot path, is ``rest.infer.InferEndpoint``:
-the same duties on plain ASGI messages, reached through ``InferFront`` without
-Starlette's route scan. Starlette's own answers (unknown path 404, wrong method 405)
-are ``{"error": ...}`` JSON too, and ``:explain`` is a 501: this runtime has no explainer.
+Every route but V2 infer goes through ``_Endpoint``, a thin wrapper that authenticates
+the caller through the ``audit.AuthGate`` (except on open routes), turns ServingErrors
+into ``{"error": ...}`` responses (with Retry-After on 503), counts the request in the
+metrics and writes the sampled access log line. Requests with bodies are admitted first
+(``rest.admission``: 413 for a declared size over the limit, 503 past the in-flight
+caps), then the body is read with the same hard limit. V2 infer, the hot path, is
+``rest.infer.InferEndpoint``: the same duties on plain ASGI messages, reached through
+``InferFront`` without Starlette's route scan. Starlette's own answers (unknown path
+404, wrong method 405) are ``{"error": ...}`` JSON too, and ``:explain`` is a 501: this
+runtime has no explainer.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from kubeserve_runtime import contract
-from kubeserve_runtime.auth import TokenAuth
+from kubeserve_runtime.audit import AuthGate
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, InvalidInput, NotSupported, ServingError
 from kubeserve_runtime.rest.admission import Admission, declared_length
@@ -50,7 +51,7 @@ class _Endpoint:
     """Wraps a handler with auth, error mapping, metrics and access logging."""
 
     def __init__(
-        self, plane: DataPlane, auth: TokenAuth | None, protocol: str, open_: bool = False
+        self, plane: DataPlane, auth: AuthGate | None, protocol: str, open_: bool = False
     ) -> None:
         self._plane = plane
         self._auth = None if open_ else auth
@@ -73,7 +74,12 @@ class _Endpoint:
             inflight.count += 1
             try:
                 if auth is not None:
-                    auth.check(request.headers.get("authorization"))
+                    await auth.admit(
+                        request.headers.get("authorization"),
+                        protocol,
+                        request.client.host if request.client else None,
+                        f"{request.method} {request.scope['path']}",
+                    )
                 response = await handler(request)
             except ServingError as exc:
                 response = error_response(exc)
@@ -110,7 +116,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    plane: DataPlane, auth: TokenAuth | None, admission: Admission, worker: ParseWorker
+    plane: DataPlane, auth: AuthGate | None, admission: Admission, worker: ParseWorker
 ) -> ASGIApp:
     """Return the REST application for a data plane."""
     v1 = _Endpoint(plane, auth, "v1")

@@ -1,11 +1,11 @@
 """The V2 infer route, the hot path, as a plain ASGI application.
 
 ``InferEndpoint`` does what ``rest.app``'s endpoint wrapper does for every other route
-(bearer-token check, error mapping, in-flight count, request metrics, sampled access
-log) but works on the ASGI messages themselves: the headers it needs come from one pass
-over the raw header list, the request is admitted (``rest.admission``) before its body
-is read from ``receive``, a large JSON body is parsed in the worker process
-(``rest.worker``), and the answer goes out as two ``send`` calls. No Starlette
+(auth through the ``audit.AuthGate``, error mapping, in-flight count, request metrics,
+sampled access log) but works on the ASGI messages themselves: the headers it needs come
+from one pass over the raw header list, the request is admitted (``rest.admission``)
+before its body is read from ``receive``, a large JSON body is parsed in the worker
+process (``rest.worker``), and the answer goes out as two ``send`` calls. No Starlette
 ``Request`` or ``Response`` is built on success; errors use the same ``{"error": ...}``
 response as every other route.
 
@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kubeserve_runtime.auth import TokenAuth
+from kubeserve_runtime.audit import AuthGate
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
 from kubeserve_runtime.rest.admission import Admission, declared_length
@@ -60,7 +60,7 @@ class InferEndpoint:
     def __init__(
         self,
         plane: DataPlane,
-        auth: TokenAuth | None,
+        auth: AuthGate | None,
         admission: Admission,
         worker: ParseWorker,
     ) -> None:
@@ -118,7 +118,10 @@ class InferEndpoint:
             elif key == b"content-encoding":
                 encoding = value.decode("latin-1")
         if self._auth is not None:
-            self._auth.check(authorization)
+            client = scope.get("client")
+            await self._auth.admit(
+                authorization, PROTOCOL, client[0] if client else None, f"POST {scope['path']}"
+            )
         params = scope["path_params"]
         name, version = params["name"], params.get("version")
         plane = self._plane

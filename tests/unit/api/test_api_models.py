@@ -269,3 +269,58 @@ def test_status_parses_what_the_operator_writes() -> None:
     assert status.revisions.canary.traffic_percent == 10
     with pytest.raises(ValidationError, match="Input should be 'True', 'False' or 'Unknown'"):
         InferenceServiceStatus.model_validate({"conditions": [{"type": "Ready", "status": "yes"}]})
+
+
+SA = {"mode": "serviceAccount", "audience": "iris", "allow": ["apps/web"]}
+OIDC = {"mode": "oidc", "issuer": "https://login.example.com", "audience": "iris"}
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({}, "auth mode tokens needs secretRef"),
+        ({"mode": "tokens", "secretRef": {"name": "t"}, "audience": "x"}, "are for auth modes"),
+        ({**SA, "secretRef": {"name": "t"}}, "secretRef is for auth mode tokens only"),
+        ({"mode": "serviceAccount", "allow": ["apps/web"]}, "need audience"),
+        ({"mode": "serviceAccount", "audience": "iris"}, "serviceAccount needs allow"),
+        ({**SA, "allow": []}, "serviceAccount needs allow"),
+        ({**SA, "allow": ["web"]}, "each allow entry is namespace/name or namespace/*"),
+        ({**SA, "allow": ["apps/Web"]}, "each allow entry is namespace/name or namespace/*"),
+        ({**SA, "issuer": "https://x.example.com"}, "only oidc takes one"),
+        ({"mode": "oidc", "audience": "iris"}, "auth mode oidc needs issuer"),
+        ({**OIDC, "issuer": "http://login.example.com"}, "String should match pattern"),
+        ({**OIDC, "mode": "ldap"}, "Input should be 'tokens', 'serviceAccount' or 'oidc'"),
+    ],
+)
+def test_auth_blocks_missing_what_their_mode_needs_are_refused(
+    auth: dict[str, Any], expected: str
+) -> None:
+    """Each auth mode's requirements, refused with a message naming the missing part."""
+    obj = minimal()
+    obj["spec"]["auth"] = auth
+    assert expected in refusal(obj)
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"secretRef": {"name": "tokens"}},
+        SA,
+        {**SA, "allow": ["apps/web", "batch/*"], "requiredClaims": {"x": "y"}},
+        OIDC,
+        {**OIDC, "allow": ["alice"], "requiredClaims": {"groups": "ml"}},
+    ],
+)
+def test_complete_auth_blocks_are_accepted(auth: dict[str, Any]) -> None:
+    """Every mode with what it needs validates; unset mode means tokens."""
+    obj = minimal()
+    obj["spec"]["auth"] = auth
+    parsed = InferenceService.model_validate(obj).spec.auth
+    assert parsed is not None
+    assert parsed.mode == auth.get("mode", "tokens")
+
+
+def test_jwt_auth_needs_bundled_runtime_predictors(full_isvc: dict[str, Any]) -> None:
+    """A custom container could not enforce serviceAccount or oidc tokens: refused."""
+    full_isvc["spec"]["auth"] = OIDC
+    assert "every predictor needs model, not containers" in refusal(full_isvc)

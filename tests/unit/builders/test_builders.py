@@ -7,6 +7,7 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -92,8 +93,19 @@ def reco_case() -> tuple[dict[str, Any], TrafficPlan, Predictors, OperatorConfig
     return obj, plan, predictors, OperatorConfig()
 
 
+SA_AUTH = {"mode": "serviceAccount", "audience": "iris", "allow": ["apps/web", "batch/*"]}
+
+
+def iris_sa_case() -> tuple[dict[str, Any], TrafficPlan, Predictors, OperatorConfig]:
+    """The minimal case behind ServiceAccount-token auth."""
+    obj, plan, predictors, config = iris_case()
+    obj["spec"]["auth"] = dict(SA_AUTH)
+    return obj, plan, predictors, config
+
+
 CASES: dict[str, Callable[[], tuple[dict[str, Any], TrafficPlan, Predictors, OperatorConfig]]] = {
     "iris-gateway": iris_case,
+    "iris-serviceaccount-auth": iris_sa_case,
     "fraud-canary-gateway": fraud_case,
     "fraud-canary-nginx": lambda: fraud_case("nginx"),
     "reco-ab-mirror-gateway": reco_case,
@@ -522,3 +534,59 @@ def test_replicas_spread_over_nodes_and_zones_unless_overridden() -> None:
     assert zone["labelSelector"] == {"matchLabels": fraud["spec"]["selector"]["matchLabels"]}
     shadow = pod_specs("reco-ab-mirror-gateway")["reco-shadow-0000cccc"]
     assert "topologySpreadConstraints" not in shadow  # [] turns spreading off
+
+
+def runtime_pod(children: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pod spec of the only Deployment."""
+    (deployment,) = [c for c in children if c["kind"] == "Deployment"]
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return pod
+
+
+def test_service_account_auth_gives_only_the_runtime_a_token_to_read_the_issuer() -> None:
+    """serviceAccount mode: KUBESERVE_AUTH_* env, and a projected token + cluster CA mounted
+    in the runtime container only; the pod still automounts no token anywhere."""
+    pod = runtime_pod(build("iris-serviceaccount-auth"))
+    assert pod["automountServiceAccountToken"] is False
+    (runtime,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in runtime["env"]}
+    assert env["KUBESERVE_AUTH_MODE"] == "serviceAccount"
+    assert env["KUBESERVE_AUTH_AUDIENCE"] == "iris"
+    assert json.loads(env["KUBESERVE_AUTH_ALLOW"]) == ["apps/web", "batch/*"]
+    assert env["KUBESERVE_AUTH_JWKS_URL"] == "https://kubernetes.default.svc/openid/v1/jwks"
+    assert "KUBESERVE_AUTH_TOKEN_FILE" not in env
+    mounts = {m["name"]: m for m in runtime["volumeMounts"]}
+    assert mounts["issuer"]["readOnly"] is True
+    assert env["KUBESERVE_AUTH_FETCH_TOKEN_FILE"].startswith(mounts["issuer"]["mountPath"])
+    assert env["KUBESERVE_AUTH_CA_FILE"].startswith(mounts["issuer"]["mountPath"])
+    (init,) = pod["initContainers"]
+    assert "issuer" not in {m["name"] for m in init["volumeMounts"]}
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "issuer"]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"] == {"path": "token", "expirationSeconds": 3600}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+
+
+def test_oidc_auth_renders_issuer_audience_and_claims_without_a_token_volume() -> None:
+    """oidc mode: the issuer, audience, allowed subjects and required claims as env; no
+    Secret and no projected token (the issuer is reached with public CAs)."""
+    obj, plan, predictors, config = iris_case()
+    obj["spec"]["auth"] = {
+        "mode": "oidc",
+        "issuer": "https://login.example.com/realms/ml",
+        "audience": "iris-api",
+        "allow": ["alice"],
+        "requiredClaims": {"groups": "ml", "email_verified": "true"},
+    }
+    isvc = InferenceService.model_validate(obj)
+    pod = runtime_pod(build_children(isvc, plan, predictors, config))
+    (runtime,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in runtime["env"]}
+    assert env["KUBESERVE_AUTH_MODE"] == "oidc"
+    assert env["KUBESERVE_AUTH_ISSUER"] == "https://login.example.com/realms/ml"
+    assert json.loads(env["KUBESERVE_AUTH_REQUIRED_CLAIMS"]) == {
+        "email_verified": "true",
+        "groups": "ml",
+    }
+    assert not {"KUBESERVE_AUTH_FETCH_TOKEN_FILE", "KUBESERVE_AUTH_TOKEN_FILE"} & set(env)
+    assert [v["name"] for v in pod["volumes"]] == ["model", "tmp"]
