@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from kubeserve_runtime import __version__
+from kubeserve_runtime import __version__, contract
 from kubeserve_runtime.batching import AdaptiveBatcher, DirectScheduler, Scheduler
 from kubeserve_runtime.datatypes import as_bytes_array, datatype_of, from_json
 from kubeserve_runtime.errors import (
@@ -38,8 +38,10 @@ from kubeserve_runtime.errors import (
     InvalidInput,
     ModelNotFound,
     NotReady,
+    NotSupported,
     ServingError,
 )
+from kubeserve_runtime.feedback import FeedbackService
 from kubeserve_runtime.logs import RequestLog
 from kubeserve_runtime.metrics import DriftMonitor, ReferenceProfile, RuntimeMetrics
 from kubeserve_runtime.models import Model, load_model
@@ -74,6 +76,7 @@ class DataPlane:
         self._drift_input: str | None = None
         self._input_specs: list[TensorSpec] = []
         self.draining = False
+        self.feedback = FeedbackService.from_settings(settings, metrics.registry)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -243,12 +246,19 @@ class DataPlane:
             id=request_id,
             outputs=outputs,
         )
+        if self.feedback is not None:
+            token = self.feedback.issue(outputs)
+            if token is not None:
+                response.parameters[contract.FEEDBACK_PARAMETER] = token
         if self.log.sampled(200):
             self.log.prediction(self.name, response.id, request.inputs, outputs)
         return response
 
-    async def predict_v1(self, name: str, body: Any) -> dict[str, Any]:
-        """Answer a KServe V1 ``:predict`` body (``instances`` or ``inputs``)."""
+    async def predict_v1(self, name: str, body: Any) -> tuple[dict[str, Any], str | None]:
+        """Answer a KServe V1 ``:predict`` body (``instances`` or ``inputs``).
+
+        Returns the response body and the feedback token (None when feedback is off).
+        """
         self.resolve(name)
         self._require_model()
         if not isinstance(body, dict):
@@ -258,13 +268,23 @@ class DataPlane:
             raise InvalidInput("'instances' must be a non-empty list")
         tensors = self._v1_tensors(instances)
         response = await self.infer(name, None, InferRequest(inputs=tensors))
+        token = response.parameters.get(contract.FEEDBACK_PARAMETER)
         values = [_plain(t) for t in response.outputs]
         if len(values) == 1:
-            return {"predictions": values[0]}
+            return {"predictions": values[0]}, token
         names = [t.name for t in response.outputs]
-        return {
-            "predictions": [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-        }
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        return {"predictions": rows}, token
+
+    def submit_feedback(self, name: str, body: Any) -> dict[str, Any]:
+        """Score a feedback body for a served model (NotSupported when feedback is off)."""
+        self.resolve(name)
+        if self.feedback is None:
+            raise NotSupported(
+                f"feedback is off for model {name!r}: the runtime has no feedback key "
+                "(spec.feedback in the InferenceService)"
+            )
+        return self.feedback.submit(name, body)
 
     def _v1_tensors(self, instances: list[Any]) -> list[Tensor]:
         """Turn V1 instances (rows, or dicts of named columns) into tensors."""

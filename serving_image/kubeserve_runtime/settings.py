@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import orjson
 from pydantic import Field, field_validator, model_validator
@@ -57,6 +57,9 @@ class RuntimeSettings(BaseSettings):
         description="name the model is served under",
     )
     model_version: str | None = Field(None, description="model version / revision")
+    variant: str | None = Field(
+        None, description="the A/B variant (component) this replica serves, in feedback tokens"
+    )
     model_format: ModelFormat | None = Field(
         None, description="onnx|sklearn|xgboost|lightgbm|pytorch|custom; detected when unset"
     )
@@ -119,6 +122,29 @@ class RuntimeSettings(BaseSettings):
         20.0, gt=0.0, description="after the delay, longest wait for accepted requests"
     )
 
+    feedback_key_file: Path | None = Field(
+        None,
+        description="HMAC keys for feedback tokens, one per line (the first signs, all "
+        "verify; >= 32 bytes each); unset = no tokens, no feedback",
+    )
+    feedback_token_ttl_seconds: float = Field(
+        86400.0, gt=0.0, description="how long a feedback token is accepted after the response"
+    )
+    feedback_task: Literal["auto", "classification", "regression"] = Field(
+        "auto",
+        description="how truths are scored: auto = regression for a floating-point first "
+        "output, classification otherwise",
+    )
+    feedback_max_values: int = Field(
+        1024, ge=1, description="predicted values a token may carry (larger responses get none)"
+    )
+    feedback_max_classes: int = Field(
+        100, ge=2, description="distinct class labels a replica counts (metric label bound)"
+    )
+    feedback_seen_capacity: int = Field(
+        100_000, ge=1, description="token ids remembered per replica to refuse duplicates"
+    )
+
     @property
     def inflight_bytes_limit(self) -> int:
         """The in-flight body budget: the setting, or twice the largest body."""
@@ -147,7 +173,7 @@ class RuntimeSettings(BaseSettings):
                 raise ValueError(f"inputSchema is not valid JSON: {exc}") from exc
         return value
 
-    @field_validator("model_version", "model_format", mode="before")
+    @field_validator("model_version", "model_format", "variant", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """Treat an empty string (an env var set to nothing) as unset."""
