@@ -24,7 +24,6 @@ import jwt
 import numpy as np
 import orjson
 import pytest
-import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LinearRegression
