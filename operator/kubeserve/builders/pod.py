@@ -22,11 +22,17 @@ oversized model fails with a message instead of an eviction; /tmp a fixed 1Gi.
   The runtime container is ``kubeserve-runtime serve`` configured by KUBESERVE_* env.
 - ``containers``: the custom container replaces the runtime and gets the same ports,
   probes and hardening; no init container.
+- ``spec.feedback``: the Secret's ``key`` is mounted read-only at
+  /var/run/secrets/kubeserve/feedback in the runtime container of every revision and
+  variant (one key, so any replica verifies any other's tokens); the runtime reads it
+  through ``KUBESERVE_FEEDBACK_KEY_FILE`` and learns its component from
+  ``KUBESERVE_VARIANT``. The operator names the Secret and never reads it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +41,7 @@ from kubeserve.api.v1alpha1 import (
     DEFAULT_STORAGE_SIZE_LIMIT,
     CustomContainer,
     EnvVar,
+    Feedback,
     Model,
     Predictor,
     ResourceRequirements,
@@ -156,8 +163,21 @@ def _pvc_claim(storage_uri: str) -> str | None:
     return parts.netloc if parts.scheme == "pvc" else None
 
 
+@dataclass(frozen=True)
+class FeedbackContext:
+    """spec.feedback and the component (variant) whose pods are being built."""
+
+    spec: Feedback
+    component: str
+
+
 def _runtime_env(
-    isvc_name: str, revision: str, predictor: Predictor, model: Model, with_auth: bool
+    isvc_name: str,
+    revision: str,
+    predictor: Predictor,
+    model: Model,
+    with_auth: bool,
+    feedback: FeedbackContext | None,
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
@@ -180,6 +200,13 @@ def _runtime_env(
         )
     if with_auth:
         env[contract.ENV_AUTH_TOKEN_FILE] = f"{AUTH_DIR}/{AUTH_KEY}"
+    if feedback is not None:
+        env[contract.ENV_VARIANT] = feedback.component
+        env[contract.ENV_FEEDBACK_KEY_FILE] = (
+            f"{contract.FEEDBACK_KEY_DIR}/{contract.FEEDBACK_SECRET_KEY}"
+        )
+        env[contract.ENV_FEEDBACK_TOKEN_TTL_SECONDS] = str(feedback.spec.token_ttl_seconds)
+        env[contract.ENV_FEEDBACK_TASK] = feedback.spec.task
     return env
 
 
@@ -197,6 +224,7 @@ def _model_containers(
     predictor: Predictor,
     model: Model,
     auth_secret: str | None,
+    feedback: FeedbackContext | None,
     config: OperatorConfig,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
@@ -232,6 +260,22 @@ def _model_containers(
         init_env.append({"name": contract.ENV_STORAGE_SECRET_DIR, "value": STORAGE_SECRET_DIR})
     if auth_secret is not None:
         runtime_mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    if feedback is not None:
+        volumes.append(
+            {
+                "name": "feedback",
+                "secret": {
+                    "secretName": feedback.spec.secret_ref.name,
+                    "items": [
+                        {"key": contract.FEEDBACK_SECRET_KEY, "path": contract.FEEDBACK_SECRET_KEY}
+                    ],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        runtime_mounts.append(
+            {"name": "feedback", "mountPath": contract.FEEDBACK_KEY_DIR, "readOnly": True}
+        )
     initializer = {
         "name": INITIALIZER_CONTAINER,
         "image": config.initializer_image,
@@ -250,7 +294,7 @@ def _model_containers(
         "command": [contract.RUNTIME_COMMAND],
         "args": [contract.SERVE],
         "env": _env(
-            _runtime_env(isvc_name, revision, predictor, model, auth_secret is not None),
+            _runtime_env(isvc_name, revision, predictor, model, auth_secret is not None, feedback),
             model.env,
         ),
         "ports": _ports(),
@@ -300,10 +344,13 @@ def pod_template(
     pod_labels: dict[str, str],
     selector: dict[str, str],
     config: OperatorConfig,
+    feedback: FeedbackContext | None = None,
 ) -> dict[str, Any]:
     """Return the Deployment's pod template for one revision of one predictor.
 
     `selector` selects exactly this revision's pods (the spread constraints count them).
+    `feedback` (spec.feedback and the component) mounts the key Secret into the bundled
+    runtime; custom containers get no key (they are not the runtime).
     """
     model_limit = canonical_size(
         predictor.model.storage_size_limit if predictor.model else DEFAULT_STORAGE_SIZE_LIMIT
@@ -315,7 +362,7 @@ def pod_template(
     init_containers: list[dict[str, Any]] = []
     if predictor.model is not None:
         init_containers, containers, extra = _model_containers(
-            isvc_name, revision, predictor, predictor.model, auth_secret, config
+            isvc_name, revision, predictor, predictor.model, auth_secret, feedback, config
         )
         volumes += extra
     else:
