@@ -186,9 +186,15 @@ def test_tokens_from_every_protocol_scored_on_another_replica(
     assert orjson.loads(answer) == {"accepted": 2}
     assert _confusion(replica_b, "r1", "predictor") == expected
     assert _confusion(replica_a, "r1", "predictor") == Counter()  # scored on B only
-    # accuracy as the documented PromQL computes it: diagonal over all
-    correct = sum(n for (p, a), n in expected.items() if p == a)
-    assert 0 < correct < sum(expected.values())
+    # the diagonal counter (what accuracy, precision and recall read) equals the diagonal
+    diagonal = Counter({p: n for (p, a), n in expected.items() if p == a})
+    exported: Counter[str] = Counter()
+    for (name, labels), value in _metrics(replica_b).items():
+        got = dict(labels)
+        if name == "kubeserve_feedback_correct_total" and got["version"] == "r1":
+            exported[got["class"]] += int(value)
+    assert exported == diagonal
+    assert 0 < sum(diagonal.values()) < sum(expected.values())
 
 
 def _tamper(token: str) -> str:

@@ -9,6 +9,8 @@ class beyond the cap are refused (reason ``too_many_classes``).
 
 - ``kubeserve_feedback_total{model,version,variant,predicted,actual}``: the confusion
   matrix of classifiers, one count per scored value;
+- ``kubeserve_feedback_correct_total{model,version,variant,class}``: its diagonal (PromQL
+  cannot match two labels' values, so accuracy, precision and recall read this);
 - ``kubeserve_feedback_absolute_error`` and ``kubeserve_feedback_squared_error``
   (summaries: ``_sum`` and ``_count``) for regression;
 - ``kubeserve_feedback_reward`` (summary) for rewards;
@@ -39,6 +41,13 @@ class QualityMetrics:
             "kubeserve_feedback",
             "Scored predictions of classifiers, by predicted and actual class.",
             [*_BASE, "predicted", "actual"],
+            registry=registry,
+        )
+        self.correct = Counter(
+            "kubeserve_feedback_correct",
+            "Scored predictions of classifiers that were right, by class (the confusion "
+            "matrix's diagonal, so accuracy, precision and recall need no label matching).",
+            [*_BASE, "class"],
             registry=registry,
         )
         self.absolute_error = Summary(
@@ -77,6 +86,8 @@ class QualityMetrics:
         labels = (prediction.model, prediction.revision, prediction.variant)
         for predicted, actual in pairs:
             self.confusion.labels(*labels, predicted, actual).inc()
+            if predicted == actual:
+                self.correct.labels(*labels, actual).inc()
 
     def regressed(self, prediction: Prediction, errors: list[float]) -> None:
         """Record the errors (predicted - truth) of one prediction."""
