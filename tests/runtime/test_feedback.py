@@ -189,8 +189,8 @@ def test_tokens_from_every_protocol_scored_on_another_replica(
     # the diagonal counter (what accuracy, precision and recall read) equals the diagonal
     diagonal = Counter({p: n for (p, a), n in expected.items() if p == a})
     exported: Counter[str] = Counter()
-    for (name, labels), value in _metrics(replica_b).items():
-        got = dict(labels)
+    for (name, sample_labels), value in _metrics(replica_b).items():
+        got = dict(sample_labels)
         if name == "kubeserve_feedback_correct_total" and got["version"] == "r1":
             exported[got["class"]] += int(value)
     assert exported == diagonal
