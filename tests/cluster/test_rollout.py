@@ -677,6 +677,9 @@ def test_progressive_rollout_rolls_back_a_less_accurate_canary(
         "(1 failed check)"
     )
     assert weights(api_client, namespace, "iris") == {stable["name"]: 100}
+    shown = revisions(back)
+    assert shown["canary"]["quality"] == {"scored": 150, "accuracy": round(canary_accuracy, 4)}
+    assert shown["stable"]["quality"] == {"scored": 150, "accuracy": round(stable_accuracy, 4)}
 
 
 def test_operator_killed_mid_rollout_resumes(

@@ -873,6 +873,15 @@ class Condition(ApiModel):
     )
 
 
+class RevisionQuality(ApiModel):
+    """Ground-truth quality the operator read in the canary's last quality check."""
+
+    scored: int = Field(ge=0, description="Scored predictions of this revision in that window.")
+    accuracy: float | None = Field(
+        default=None, ge=0, le=1, description="Their accuracy (unset without feedback)."
+    )
+
+
 class RevisionStatus(ApiModel):
     """One revision of the main predictor and its share of traffic."""
 
@@ -882,6 +891,11 @@ class RevisionStatus(ApiModel):
         default=None, ge=0, le=100, description="Percent of traffic it receives."
     )
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready pods.")
+    quality: RevisionQuality | None = Field(
+        default=None,
+        description="Live quality from feedback, while a canary's analysis checks "
+        "minAccuracy or maxQualityDrop (canary and stable).",
+    )
 
 
 class RevisionHistoryEntry(ApiModel):

@@ -156,6 +156,8 @@ class Verdict:
     """Why it failed or waits (one sentence per threshold), empty when it passed."""
     summary: str
     """The measured values, for conditions and events."""
+    quality: Quality | None = None
+    """The feedback behind a quality check (shown in status), when one ran."""
 
 
 def _fmt(value: float) -> str:
@@ -193,14 +195,15 @@ def evaluate(analysis: Analysis, reading: AnalysisMetrics | MetricsUnavailable) 
                 f"custom query {_fmt(reading.custom)} > max {_fmt(analysis.custom.max_value)}"
             )
     waiting: list[str] = []
+    quality = reading.quality if analysis.quality_gated else None
     if analysis.quality_gated:
         summary, failed, waiting = judge_quality(analysis, reading.quality, summary)
         reasons += failed
     if reasons:
-        return Verdict(Outcome.FAIL, reasons, summary)
+        return Verdict(Outcome.FAIL, reasons, summary, quality)
     if waiting:
-        return Verdict(Outcome.WAIT, waiting, summary)
-    return Verdict(Outcome.PASS, reasons, summary)
+        return Verdict(Outcome.WAIT, waiting, summary, quality)
+    return Verdict(Outcome.PASS, reasons, summary, quality)
 
 
 def judge_quality(
