@@ -38,7 +38,6 @@ from kubeserve_runtime.errors import (
     InvalidInput,
     ModelNotFound,
     NotReady,
-    NotSupported,
     ServingError,
 )
 from kubeserve_runtime.feedback import FeedbackService
@@ -277,10 +276,13 @@ class DataPlane:
         return {"predictions": rows}, token
 
     def submit_feedback(self, name: str, body: Any) -> dict[str, Any]:
-        """Score a feedback body for a served model (NotSupported when feedback is off)."""
+        """Score a feedback body for a served model.
+
+        Feedback off (no key) is a 404 naming why: the model takes no feedback, which is
+        the client's to know, not a server fault."""
         self.resolve(name)
         if self.feedback is None:
-            raise NotSupported(
+            raise ModelNotFound(
                 f"feedback is off for model {name!r}: the runtime has no feedback key "
                 "(spec.feedback in the InferenceService)"
             )

@@ -287,7 +287,7 @@ def test_feedback_off_without_a_key(sklearn_server: RuntimeProcess) -> None:
     )
     assert HEADER not in answer.headers
     refused = _feedback(sklearn_server, {"token": "x", "truth": 0})
-    assert refused.status_code == 501
+    assert refused.status_code == 404
     assert "feedback is off" in refused.json()["error"]
 
 
