@@ -16,6 +16,7 @@ otherwise.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,7 @@ class FeedbackService:
         self._clock = clock
         self._seen = SeenTokens(settings.feedback_seen_capacity)
         self._classes: set[str] = set()
+        self._lock = threading.Lock()
         self.metrics = QualityMetrics(registry, self._model, self._revision)
 
     @classmethod
@@ -124,7 +126,15 @@ class FeedbackService:
     # -- feedback ----------------------------------------------------------------------
 
     def submit(self, model: str, body: Any) -> dict[str, Any]:
-        """Score a feedback body (one item or a list); raise FeedbackRefused if any fails."""
+        """Score a feedback body (one item or a list); raise FeedbackRefused if any fails.
+
+        Thread-safe: requests are scored one at a time (the duplicate set and the class
+        set are checked and updated together)."""
+        with self._lock:
+            return self._submit(model, body)
+
+    def _submit(self, model: str, body: Any) -> dict[str, Any]:
+        """``submit`` under the lock."""
         raws = body if isinstance(body, list) else [body]
         if not raws:
             raise FeedbackRefused([_rejection(0, "malformed", "the body holds no items")])

@@ -287,7 +287,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
                 )
             if "items" not in doc:
                 raise InvalidInput("the request has no 'items'")
-            answer = self._plane.submit_feedback(doc["model_name"], doc["items"])
+            answer = await self._plane.submit_feedback(doc["model_name"], doc["items"])
             return orjson.dumps(answer)
 
         return await self._call(request, context, "Feedback", run)

@@ -185,7 +185,7 @@ def build_app(
     async def feedback(request: Request) -> Response:
         name = request.path_params["name"]
         plane.resolve(name)
-        return json_response(plane.submit_feedback(name, await read_json(request)))
+        return json_response(await plane.submit_feedback(name, await read_json(request)))
 
     async def v1_explain(request: Request) -> Response:
         plane.resolve(request.path_params["name"])
