@@ -26,6 +26,7 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--model-dir", "model_dir", Path),
     ("--model-name", "model_name", str),
     ("--model-version", "model_version", str),
+    ("--variant", "variant", str),
     ("--format", "model_format", str),
     ("--host", "host", str),
     ("--http-port", "http_port", int),
@@ -59,6 +60,12 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--inline-inference-max-ms", "inline_inference_max_ms", float),
     ("--shutdown-delay-seconds", "shutdown_delay_seconds", float),
     ("--drain-timeout-seconds", "drain_timeout_seconds", float),
+    ("--feedback-key-file", "feedback_key_file", Path),
+    ("--feedback-token-ttl-seconds", "feedback_token_ttl_seconds", float),
+    ("--feedback-task", "feedback_task", str),
+    ("--feedback-max-values", "feedback_max_values", int),
+    ("--feedback-max-classes", "feedback_max_classes", int),
+    ("--feedback-seen-capacity", "feedback_seen_capacity", int),
 ]
 
 

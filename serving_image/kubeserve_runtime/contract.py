@@ -22,6 +22,8 @@ What it fixes:
 - the ``KUBESERVE_*`` environment variables the operator renders and the runtime reads
   (:func:`env_name` is the runtime's own mapping: a setting ``http_port`` is read from
   ``KUBESERVE_HTTP_PORT``), and the runtime's command line (``serve``, ``download``);
+- the feedback names: the key Secret's mount, the token's header and V2 parameter, the
+  feedback route and gRPC method;
 - the Open Inference Protocol datatypes an inputSchema may name.
 """
 
@@ -105,6 +107,10 @@ ENV_AUTH_ALLOW: Final = env_name("auth_allow")
 ENV_AUTH_REQUIRED_CLAIMS: Final = env_name("auth_required_claims")
 ENV_SHUTDOWN_DELAY_SECONDS: Final = env_name("shutdown_delay_seconds")
 ENV_DRAIN_TIMEOUT_SECONDS: Final = env_name("drain_timeout_seconds")
+ENV_VARIANT: Final = env_name("variant")
+ENV_FEEDBACK_KEY_FILE: Final = env_name("feedback_key_file")
+ENV_FEEDBACK_TOKEN_TTL_SECONDS: Final = env_name("feedback_token_ttl_seconds")
+ENV_FEEDBACK_TASK: Final = env_name("feedback_task")
 
 # Read by ``kubeserve-runtime download`` (kubeserve_runtime.storage).
 ENV_MAX_MODEL_BYTES: Final = env_name("max_model_bytes")
@@ -124,6 +130,21 @@ SA_JWKS_PATH: Final = "/openid/v1/jwks"
 """kube-apiserver's ServiceAccount token signing keys."""
 SA_ALLOW_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/([a-z0-9]([-.a-z0-9]*[a-z0-9])?|[*])$"
 """A serviceAccount-mode allow entry: ``namespace/name`` or ``namespace/*``."""
+
+# ------------------------------------------------------------------ feedback
+
+FEEDBACK_KEY_DIR: Final = "/var/run/secrets/kubeserve/feedback"
+"""Where the operator mounts the InferenceService's feedback Secret (read-only)."""
+FEEDBACK_SECRET_KEY: Final = "key"
+"""The default key of that Secret holding the HMAC key(s), one per line."""
+FEEDBACK_HEADER: Final = "kubeserve-feedback-token"
+"""Response header (REST) and initial metadata key (gRPC) carrying the feedback token."""
+FEEDBACK_PARAMETER: Final = "feedback_token"
+"""The V2 response parameter (REST JSON/binary and gRPC) carrying the same token."""
+FEEDBACK_PATH: Final = "/v2/models/{name}/feedback"
+"""REST route taking ``{token, truth}`` / ``{token, reward}`` items."""
+FEEDBACK_GRPC_METHOD: Final = "/kubeserve.feedback.v1.FeedbackService/Submit"
+"""gRPC extension method: request and response are the REST route's JSON, as bytes."""
 
 # ------------------------------------------------------------------ datatypes
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from kubeserve_runtime import __version__
+from kubeserve_runtime import __version__, contract
 from kubeserve_runtime.batching import AdaptiveBatcher, DirectScheduler, Scheduler
 from kubeserve_runtime.datatypes import as_bytes_array, datatype_of, from_json
 from kubeserve_runtime.errors import (
@@ -40,6 +40,7 @@ from kubeserve_runtime.errors import (
     NotReady,
     ServingError,
 )
+from kubeserve_runtime.feedback import FeedbackService
 from kubeserve_runtime.identity import current_subject
 from kubeserve_runtime.logs import RequestLog
 from kubeserve_runtime.metrics import DriftMonitor, ReferenceProfile, RuntimeMetrics
@@ -75,6 +76,7 @@ class DataPlane:
         self._drift_input: str | None = None
         self._input_specs: list[TensorSpec] = []
         self.draining = False
+        self.feedback = FeedbackService.from_settings(settings, metrics.registry)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -249,12 +251,19 @@ class DataPlane:
             id=request_id,
             outputs=outputs,
         )
+        if self.feedback is not None:
+            token = self.feedback.issue(outputs)
+            if token is not None:
+                response.parameters[contract.FEEDBACK_PARAMETER] = token
         if self.log.sampled(200):
             self.log.prediction(self.name, response.id, request.inputs, outputs)
         return response
 
-    async def predict_v1(self, name: str, body: Any) -> dict[str, Any]:
-        """Answer a KServe V1 ``:predict`` body (``instances`` or ``inputs``)."""
+    async def predict_v1(self, name: str, body: Any) -> tuple[dict[str, Any], str | None]:
+        """Answer a KServe V1 ``:predict`` body (``instances`` or ``inputs``).
+
+        Returns the response body and the feedback token (None when feedback is off).
+        """
         self.resolve(name)
         self._require_model()
         if not isinstance(body, dict):
@@ -264,13 +273,28 @@ class DataPlane:
             raise InvalidInput("'instances' must be a non-empty list")
         tensors = self._v1_tensors(instances)
         response = await self.infer(name, None, InferRequest(inputs=tensors))
+        token = response.parameters.get(contract.FEEDBACK_PARAMETER)
         values = [_plain(t) for t in response.outputs]
         if len(values) == 1:
-            return {"predictions": values[0]}
+            return {"predictions": values[0]}, token
         names = [t.name for t in response.outputs]
-        return {
-            "predictions": [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-        }
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        return {"predictions": rows}, token
+
+    async def submit_feedback(self, name: str, body: Any) -> dict[str, Any]:
+        """Score a feedback body for a served model, in a worker thread.
+
+        Verifying costs tens of microseconds per item (up to 10,000 per request), so it
+        runs off the event loop that serves inference. Feedback off (no key) is a 404
+        naming why: the model takes no feedback, which is the client's to know, not a
+        server fault."""
+        self.resolve(name)
+        if self.feedback is None:
+            raise ModelNotFound(
+                f"feedback is off for model {name!r}: the runtime has no feedback key "
+                "(spec.feedback in the InferenceService)"
+            )
+        return await asyncio.to_thread(self.feedback.submit, name, body)
 
     def _v1_tensors(self, instances: list[Any]) -> list[Tensor]:
         """Turn V1 instances (rows, or dicts of named columns) into tensors."""

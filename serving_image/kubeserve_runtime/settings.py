@@ -11,7 +11,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import orjson
 from pydantic import Field, field_validator, model_validator
@@ -58,6 +58,9 @@ class RuntimeSettings(BaseSettings):
         description="name the model is served under",
     )
     model_version: str | None = Field(None, description="model version / revision")
+    variant: str | None = Field(
+        None, description="the A/B variant (component) this replica serves, in feedback tokens"
+    )
     model_format: ModelFormat | None = Field(
         None, description="onnx|sklearn|xgboost|lightgbm|pytorch|custom; detected when unset"
     )
@@ -158,6 +161,29 @@ class RuntimeSettings(BaseSettings):
         20.0, gt=0.0, description="after the delay, longest wait for accepted requests"
     )
 
+    feedback_key_file: Path | None = Field(
+        None,
+        description="HMAC keys for feedback tokens, one per line (the first signs, all "
+        "verify; >= 32 bytes each); unset = no tokens, no feedback",
+    )
+    feedback_token_ttl_seconds: float = Field(
+        86400.0, gt=0.0, description="how long a feedback token is accepted after the response"
+    )
+    feedback_task: Literal["auto", "classification", "regression"] = Field(
+        "auto",
+        description="how truths are scored: auto = regression for a floating-point first "
+        "output, classification otherwise",
+    )
+    feedback_max_values: int = Field(
+        1024, ge=1, description="predicted values a token may carry (larger responses get none)"
+    )
+    feedback_max_classes: int = Field(
+        100, ge=2, description="distinct class labels a replica counts (metric label bound)"
+    )
+    feedback_seen_capacity: int = Field(
+        100_000, ge=1, description="token ids remembered per replica to refuse duplicates"
+    )
+
     @property
     def inflight_bytes_limit(self) -> int:
         """The in-flight body budget: the setting, or twice the largest body."""
@@ -238,6 +264,7 @@ class RuntimeSettings(BaseSettings):
     @field_validator(
         "model_version",
         "model_format",
+        "variant",
         "auth_mode",
         "auth_audience",
         "auth_issuer",

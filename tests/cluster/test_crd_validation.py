@@ -66,6 +66,7 @@ def test_valid_inferenceservice_is_stored_as_written(
         ("spec.variants.1.name", "b", "variant names must be unique"),
         ("spec.variants.1.weight", 81, "the weights of all variants must add up to at most 100"),
         ("spec.mirror.variant", "c", "mirror.variant must name one of spec.variants"),
+        ("spec.feedback", None, "maxQualityDrop read ground-truth feedback: set spec.feedback"),
         ("spec.rollout.steps", [10, 50, 50], "rollout.steps must be strictly increasing"),
         ("spec.rollout.steps", [10, 100], "should be less than or equal to 99"),
         ("spec.predictor.containers", [{"image": "x"}], "set exactly one of model"),

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import threading
 import time
@@ -22,13 +24,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+import joblib
 import pytest
 from isvc_api import create, custom, get, isvc, patch, predictor, set_storage_uri, until
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, is_ready, wait_isvc
-from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH, GROUP
+from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH, FEEDBACK_PARAMETER, GROUP
+from kubeserve_runtime.testing import RuntimeProcess
 
 GATEWAY = "gateway.networking.k8s.io"
 LABEL = "serving.kubeserve.io/inferenceservice"
@@ -156,11 +165,16 @@ class FakePrometheus:
 
     The operator's queries (see ``kubeserve.rollout.prometheus``) are told apart by their
     content: ``histogram_quantile`` -> p99 in seconds, ``status=~"5.."`` -> errors, other
-    ``kubeserve_requests_total`` queries -> requests. Every query is recorded.
+    ``kubeserve_requests_total`` queries -> requests. Every query is recorded. Feedback
+    queries (``sum(increase(kubeserve_feedback_...{...version="R"}[W]))``) are answered
+    by ``feedback`` when set (see :func:`scraped_feedback`: the sum over real runtime
+    processes' /metrics, the whole count standing for the window's increase).
     """
 
     def __init__(self) -> None:
         self.values = {"requests": 100.0, "errors": 0.0, "p99": 0.05}
+        self.feedback: Callable[[str, str], float] | None = None
+        """(family, revision) -> count, for ``kubeserve_feedback_*`` queries when set."""
         self.queries: list[str] = []
         self._lock = threading.Lock()
         fake = self
@@ -198,6 +212,11 @@ class FakePrometheus:
         """The chosen value for one query (None for a query it does not know)."""
         with self._lock:
             self.queries.append(promql)
+            feedback = re.fullmatch(
+                r'sum\(increase\((kubeserve_feedback_\w+)\{.*version="(\w+)"\}\[\d+s\]\)\)', promql
+            )
+            if feedback is not None and self.feedback is not None:
+                return self.feedback(feedback[1], feedback[2])
             if "histogram_quantile" in promql:
                 return self.values["p99"]
             if 'status=~"5.."' in promql:
@@ -530,6 +549,137 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     retry = wait_isvc(api_client, namespace, "iris", canary_at(25), "new canary at 25%")
     assert revisions(retry)["canary"]["hash"] not in (canary["hash"], stable["hash"])
     assert cond_is(retry, "RolledBack", "False")
+
+
+def scrape_feedback(runtimes: list[RuntimeProcess]) -> dict[tuple[str, str], float]:
+    """(family, revision) -> count of every ``kubeserve_feedback_*`` sample, summed over
+    the /metrics of all runtimes (feedback may be scored on any replica)."""
+    counts: dict[tuple[str, str], float] = {}
+    for runtime in runtimes:
+        for metric in text_string_to_metric_families(httpx.get(runtime.metrics_url).text):
+            for sample in metric.samples:
+                if sample.name.startswith("kubeserve_feedback_") and "version" in sample.labels:
+                    key = (sample.name, sample.labels["version"])
+                    counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
+def predict_and_truths(runtime: RuntimeProcess, rows: Any, truths: Any) -> tuple[float, list[Any]]:
+    """V2 predictions of ``rows`` in chunks; return the accuracy and the feedback items."""
+    right, items = 0, []
+    for start in range(0, len(rows), 30):
+        chunk, truth = rows[start : start + 30], truths[start : start + 30].tolist()
+        body = {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": list(chunk.shape),
+                    "datatype": "FP64",
+                    "data": chunk.tolist(),
+                }
+            ]
+        }
+        answer = httpx.post(f"{runtime.url}/v2/models/iris/infer", json=body).json()
+        right += sum(p == t for p, t in zip(answer["outputs"][0]["data"], truth, strict=True))
+        items.append({"token": answer["parameters"][FEEDBACK_PARAMETER], "truth": truth})
+    return right / len(rows), items
+
+
+def test_progressive_rollout_rolls_back_a_less_accurate_canary(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator_factory: Callable[..., OperatorProcess],
+    prometheus: FakePrometheus,
+    tmp_path: Path,
+) -> None:
+    """Quality gate: the analysis waits for feedback; the test then sends truths for real
+    runtimes' predictions (stable = logistic regression, canary = a one-split tree), each
+    scored on the other replica; the canary fails minAccuracy and maxQualityDrop and rolls
+    back with a reason naming accuracy and the values the test computed itself.
+
+    The fake answers feedback queries from one scrape of both runtimes, published in an
+    order that keeps every reading consistent although the operator's queries arrive
+    one by one: correct counts first, then the stable's scored count, then the
+    canary's (until the canary's scored count is there, every reading waits)."""
+    features, labels = load_iris(return_X_y=True)
+    models = {
+        "good": LogisticRegression(max_iter=500).fit(features, labels),
+        "bad": DecisionTreeClassifier(max_depth=1, random_state=0).fit(features, labels),
+    }
+    for name, model in models.items():
+        (tmp_path / name).mkdir()
+        joblib.dump(model, tmp_path / name / "model.joblib")
+    key = tmp_path / "feedback-key"
+    key.write_text(secrets.token_hex(32))
+    published: dict[tuple[str, str], float] = {}
+    prometheus.feedback = lambda family, revision: published.get((family, revision), 0.0)
+    operator_factory(
+        env=with_prometheus(prometheus, KUBESERVE_OPERATOR_RECONCILE_INTERVAL_SECONDS="1")
+    )
+    analysis = {
+        "maxErrorRate": 0.01,
+        "minRequests": 10,
+        "failureThreshold": 1,
+        "minAccuracy": 0.9,
+        "maxQualityDrop": 0.05,
+        "minFeedback": 100,
+    }
+    spec = progressive_spec("s3://m/v1", analysis, [25, 50])
+    spec["feedback"] = {"secretRef": {"name": "iris-feedback"}}
+    create(api_client, namespace, isvc("iris", spec))
+    stable = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
+    set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
+    canary = revisions(wait_isvc(api_client, namespace, "iris", canary_at(25), "canary at 25%"))[
+        "canary"
+    ]
+    waiting = wait_isvc(
+        api_client,
+        namespace,
+        "iris",
+        lambda o: (
+            "waiting for feedback: 0 of 100 scored"
+            in ((condition(o, "RolloutProgressing") or {}).get("message") or "")
+        ),
+        "the analysis waiting for feedback",
+    )
+    assert canary_at(25)(waiting)
+    runtimes = [
+        RuntimeProcess(
+            tmp_path / model, "iris", "--model-version", revision, "--feedback-key-file", str(key)
+        )
+        for model, revision in (("good", stable["hash"]), ("bad", canary["hash"]))
+    ]
+    with runtimes[0], runtimes[1]:
+        stable_accuracy, stable_items = predict_and_truths(runtimes[0], features, labels)
+        canary_accuracy, canary_items = predict_and_truths(runtimes[1], features, labels)
+        for scorer, items in ((runtimes[1], stable_items), (runtimes[0], canary_items)):
+            scored = httpx.post(f"{scorer.url}/v2/models/iris/feedback", json=items)
+            assert scored.status_code == 200, scored.text
+        counts = scrape_feedback(runtimes)
+    total, correct = "kubeserve_feedback_total", "kubeserve_feedback_correct_total"
+    assert counts[(total, stable["hash"])] == counts[(total, canary["hash"])] == len(labels)
+    for revision in (stable["hash"], canary["hash"]):
+        published[(correct, revision)] = counts[(correct, revision)]
+    published[(total, stable["hash"])] = counts[(total, stable["hash"])]
+    published[(total, canary["hash"])] = counts[(total, canary["hash"])]
+    back = wait_isvc(
+        api_client,
+        namespace,
+        "iris",
+        lambda o: cond_is(o, "RolledBack", "True", "AnalysisFailed"),
+        "rolled back",
+    )
+    assert canary_accuracy < 0.9 < stable_accuracy
+    drop = stable_accuracy - canary_accuracy
+    assert (condition(back, "RolledBack") or {})["message"] == (
+        f"accuracy {canary_accuracy:.4g} < min 0.9; accuracy {canary_accuracy:.4g} is "
+        f"{drop:.4g} below stable {stable_accuracy:.4g} > max drop 0.05 at step 25% "
+        "(1 failed check)"
+    )
+    assert weights(api_client, namespace, "iris") == {stable["name"]: 100}
+    shown = revisions(back)
+    assert shown["canary"]["quality"] == {"scored": 150, "accuracy": round(canary_accuracy, 4)}
+    assert shown["stable"]["quality"] == {"scored": 150, "accuracy": round(stable_accuracy, 4)}
 
 
 def test_operator_killed_mid_rollout_resumes(

@@ -25,9 +25,12 @@ def test_openapi_is_served(sklearn_server: RuntimeProcess) -> None:
     """/openapi.json and /v2/openapi.json describe every route."""
     doc = httpx.get(f"{sklearn_server.url}/openapi.json").json()
     assert doc == httpx.get(f"{sklearn_server.url}/v2/openapi.json").json()
-    assert {"/v2/models/{name}/infer", "/v1/models/{name}:predict", "/v2/health/ready"} <= set(
-        doc["paths"]
-    )
+    assert {
+        "/v2/models/{name}/infer",
+        "/v1/models/{name}:predict",
+        "/v2/health/ready",
+        "/v2/models/{name}/feedback",
+    } <= set(doc["paths"])
 
 
 @pytest.mark.slow

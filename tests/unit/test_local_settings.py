@@ -70,6 +70,19 @@ def test_auth_without_a_token_file_is_refused() -> None:
         settings.runtime_env(predictor, Path("/m"), Ports(1, 2, 3), "127.0.0.1", None, {})
 
 
+def test_feedback_key_file_replaces_the_secret_mount() -> None:
+    """spec.feedback needs --feedback-key-file locally; given, it replaces the pod's path."""
+    obj = read("iris.yaml")
+    obj["spec"]["feedback"] = {"secretRef": {"name": "iris-feedback"}}
+    (main,) = predictors.predictors(obj)
+    with pytest.raises(LocalError, match="--feedback-key-file"):
+        settings.runtime_env(main, Path("/m"), Ports(1, 2, 3), "127.0.0.1", None, {})
+    key = Path("/keys/feedback")
+    env = settings.runtime_env(main, Path("/m"), Ports(1, 2, 3), "127.0.0.1", None, {}, key)
+    assert env["KUBESERVE_FEEDBACK_KEY_FILE"] == str(key)
+    assert env["KUBESERVE_VARIANT"] == main.component
+
+
 def test_download_uses_the_initializer_arguments_with_the_local_uri() -> None:
     """Same `download URI DIR` command as the init container; pvc:// is refused."""
     (predictor,) = predictors.predictors(read("iris.yaml"))

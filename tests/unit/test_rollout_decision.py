@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from kubeserve.plan import Backend, HeaderRoute, Mirror
-from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, PodCounters
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, PodCounters, Quality
 from kubeserve.rollout.decision import (
     Condition,
     Decision,
@@ -31,7 +31,7 @@ from kubeserve.rollout.decision import (
     metrics_request,
 )
 from kubeserve.rollout.revision import revision_hash
-from kubeserve.rollout.state import STATUS_KEY, RolloutState
+from kubeserve.rollout.state import STATUS_KEY, QualityStatus, RolloutState
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 DRAIN = 10.0
@@ -409,6 +409,28 @@ def test_too_few_requests_waits_without_verdict() -> None:
 
     d = run.step(after=60, metrics=ok(requests=80))
     assert reasons(d) == ["AnalysisPassed", "CanaryWeight"]
+
+
+def test_quality_gate_waits_for_feedback_then_rolls_back_naming_accuracy() -> None:
+    """The stable revision is the baseline of maxQualityDrop; the reading is kept in state."""
+    analysis = {"minRequests": 10, "failureThreshold": 1, "maxQualityDrop": 0.05}
+    run = start_progressive({**PROGRESSIVE, "analysis": analysis})
+    req = metrics_request(Policy.from_spec(run.spec), run.state(), run.now)
+    assert req is not None
+    assert (req.revision, req.quality_baseline) == (R2, R1)
+    d = run.step(after=60, metrics=replace(ok(), quality=Quality(5, 5, 400, 390)))
+    assert d.events == ()
+    assert "waiting for feedback: 5 of 20 scored" in cond(d, "RolloutProgressing").message
+    d = run.step(after=60, metrics=replace(ok(), quality=Quality(100, 80, 400, 390)))
+    message = (
+        "accuracy 0.8 is 0.175 below stable 0.975 > max drop 0.05 at step 10% (1 failed check)"
+    )
+    assert cond(d, "RolledBack") == Condition("RolledBack", "True", "AnalysisFailed", message)
+    state = run.state()
+    assert state.canary is not None
+    assert state.canary.quality == QualityStatus(
+        scored=100, accuracy=0.8, stable_scored=400, stable_accuracy=0.975
+    )
 
 
 def test_failure_threshold_counts_failures_over_the_whole_rollout() -> None:

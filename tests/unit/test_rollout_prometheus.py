@@ -23,7 +23,13 @@ import httpx
 import pytest
 
 from kubeserve.config import OperatorConfig
-from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Outcome, evaluate
+from kubeserve.rollout.analysis import (
+    AnalysisMetrics,
+    MetricsUnavailable,
+    Outcome,
+    Quality,
+    evaluate,
+)
 from kubeserve.rollout.decision import MetricsRequest
 from kubeserve.rollout.metrics import read_canary_metrics
 from kubeserve.rollout.policy import Analysis, CustomCheck
@@ -123,6 +129,34 @@ def test_fake_prometheus_default_queries_measure_the_canary_over_the_window() ->
         ]
     )
     assert sorted(seen) == sorted(default_queries("ml", "iris", "ab12cd34", 90.4).values())
+
+
+def test_fake_prometheus_quality_reads_canary_and_stable_feedback() -> None:
+    """Quality checks add scored/correct queries for the canary and the stable revision."""
+
+    def answer(query: str) -> tuple[int, Any]:
+        counts = {
+            ("ab12cd34", "feedback_total"): "120",
+            ("ab12cd34", "feedback_correct_total"): "90",
+            ("00stable", "feedback_total"): "300",
+            ("00stable", "feedback_correct_total"): "291",
+        }
+        for (revision, family), value in counts.items():
+            if f"kubeserve_{family}{{" in query and f'version="{revision}"' in query:
+                return 200, vector(value)
+        return canary_answer(query)
+
+    request = MetricsRequest("predictor", "ab12cd34", 60, quality_baseline="00stable")
+    with fake_prometheus(answer) as (url, seen):
+        result = read(url, request)
+    assert isinstance(result, AnalysisMetrics)
+    assert result.quality == Quality(scored=120, correct=90, stable_scored=300, stable_correct=291)
+    canary = 'namespace="ml",model="iris",version="ab12cd34"'
+    stable = 'namespace="ml",model="iris",version="00stable"'
+    assert f"sum(increase(kubeserve_feedback_correct_total{{{canary}}}[60s]))" in seen
+    assert f"sum(increase(kubeserve_feedback_total{{{stable}}}[60s]))" in seen
+    verdict = evaluate(Analysis(min_requests=0, max_quality_drop=0.1), result)
+    assert verdict.reasons == ["accuracy 0.75 is 0.22 below stable 0.97 > max drop 0.1"]
 
 
 def test_fake_prometheus_custom_query_placeholders_and_value() -> None:

@@ -591,6 +591,27 @@ class Analysis(ApiModel):
     query_max: float = Field(
         default=0, description="Highest value the custom query may return and pass."
     )
+    min_accuracy: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Lowest canary accuracy (0..1) from ground-truth feedback "
+        "(spec.feedback) over the interval. Needs the operator's Prometheus URL.",
+    )
+    max_quality_drop: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest accuracy drop of the canary below the stable revision over the "
+        "interval (0.02 = two points). Needs the operator's Prometheus URL.",
+    )
+    min_feedback: int = Field(
+        default=20,
+        ge=1,
+        description="Scored predictions the canary (and, for maxQualityDrop, the stable "
+        "revision) must have in an interval before quality is judged; fewer means the "
+        "step waits.",
+    )
 
 
 class Rollout(ApiModel):
@@ -836,6 +857,35 @@ class Auth(ApiModel):
         return self.mode != "tokens"
 
 
+class Feedback(ApiModel):
+    """Ground-truth feedback: a signed token on every response, scored by any replica.
+
+    Every replica of the InferenceService (all revisions and variants) mounts the same
+    Secret, so a token from one is verified by any other. The operator only names the
+    Secret in the pod spec; it never reads Secrets.
+    """
+
+    secret_ref: LocalObjectReference = Field(
+        description="Secret whose key `key` holds the HMAC key(s), one per line, at least 32 "
+        "bytes each: the first signs, every one verifies (rotate by listing the new key "
+        "first). Create it yourself, e.g. `kubectl create secret generic NAME "
+        "--from-literal=key=$(openssl rand -hex 32)`."
+    )
+    token_ttl_seconds: int = Field(
+        default=86400,
+        ge=1,
+        le=2592000,
+        description="How long a token is accepted after the response (default 1 day, at "
+        "most 30 days).",
+    )
+    task: Literal["auto", "classification", "regression"] = Field(
+        default="auto",
+        description="How truths are scored: classification (confusion matrix) or "
+        "regression (absolute and squared errors); auto = regression when the first "
+        "output is a floating-point tensor.",
+    )
+
+
 # --------------------------------------------------------------------------- spec
 
 
@@ -880,6 +930,22 @@ class InferenceServiceSpec(ApiModel):
                 s.mirror is None or any(v.name == s.mirror.variant for v in s.variants or ())
             ),
         ),
+        Rule(
+            cel="!has(self.rollout) || !has(self.rollout.analysis) || has(self.feedback) || "
+            "(!has(self.rollout.analysis.minAccuracy) && "
+            "!has(self.rollout.analysis.maxQualityDrop))",
+            message="rollout.analysis.minAccuracy and maxQualityDrop read ground-truth "
+            "feedback: set spec.feedback too",
+            check=lambda s: (
+                s.feedback is not None
+                or s.rollout is None
+                or s.rollout.analysis is None
+                or (
+                    s.rollout.analysis.min_accuracy is None
+                    and s.rollout.analysis.max_quality_drop is None
+                )
+            ),
+        ),
     )
 
     predictor: Predictor = Field(description="The main predictor.")
@@ -898,6 +964,11 @@ class InferenceServiceSpec(ApiModel):
         default=None,
         description="Require bearer tokens on inference requests: a token Secret, Kubernetes "
         "ServiceAccount tokens or OIDC tokens.",
+    )
+    feedback: Feedback | None = Field(
+        default=None,
+        description="Feedback tokens on every response and `POST /v2/models/{name}/feedback`, "
+        "scored into live quality metrics per revision and variant.",
     )
 
     def predictors(self) -> list[Predictor]:
@@ -929,6 +1000,15 @@ class Condition(ApiModel):
     )
 
 
+class RevisionQuality(ApiModel):
+    """Ground-truth quality the operator read in the canary's last quality check."""
+
+    scored: int = Field(ge=0, description="Scored predictions of this revision in that window.")
+    accuracy: float | None = Field(
+        default=None, ge=0, le=1, description="Their accuracy (unset without feedback)."
+    )
+
+
 class RevisionStatus(ApiModel):
     """One revision of the main predictor and its share of traffic."""
 
@@ -938,6 +1018,11 @@ class RevisionStatus(ApiModel):
         default=None, ge=0, le=100, description="Percent of traffic it receives."
     )
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready pods.")
+    quality: RevisionQuality | None = Field(
+        default=None,
+        description="Live quality from feedback, while a canary's analysis checks "
+        "minAccuracy or maxQualityDrop (canary and stable).",
+    )
 
 
 class RevisionHistoryEntry(ApiModel):

@@ -30,11 +30,17 @@ oversized model fails with a message instead of an eviction; /tmp a fixed 1Gi.
   ``/.well-known/openid-configuration`` and ``/openid/v1/jwks`` from
   ``https://kubernetes.default.svc``. The pod keeps ``automountServiceAccountToken:
   false``: no other container gets a token.
+- ``spec.feedback``: the Secret's ``key`` is mounted read-only at
+  /var/run/secrets/kubeserve/feedback in the runtime container of every revision and
+  variant (one key, so any replica verifies any other's tokens); the runtime reads it
+  through ``KUBESERVE_FEEDBACK_KEY_FILE`` and learns its component from
+  ``KUBESERVE_VARIANT``. The operator names the Secret and never reads it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +50,7 @@ from kubeserve.api.v1alpha1 import (
     Auth,
     CustomContainer,
     EnvVar,
+    Feedback,
     Model,
     Predictor,
     ResourceRequirements,
@@ -214,8 +221,21 @@ def issuer_volume() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class FeedbackContext:
+    """spec.feedback and the component (variant) whose pods are being built."""
+
+    spec: Feedback
+    component: str
+
+
 def _runtime_env(
-    isvc_name: str, revision: str, predictor: Predictor, model: Model, auth: Auth | None
+    isvc_name: str,
+    revision: str,
+    predictor: Predictor,
+    model: Model,
+    auth: Auth | None,
+    feedback: FeedbackContext | None,
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
@@ -238,6 +258,13 @@ def _runtime_env(
         )
     if auth is not None:
         env.update(auth_env(auth))
+    if feedback is not None:
+        env[contract.ENV_VARIANT] = feedback.component
+        env[contract.ENV_FEEDBACK_KEY_FILE] = (
+            f"{contract.FEEDBACK_KEY_DIR}/{contract.FEEDBACK_SECRET_KEY}"
+        )
+        env[contract.ENV_FEEDBACK_TOKEN_TTL_SECONDS] = str(feedback.spec.token_ttl_seconds)
+        env[contract.ENV_FEEDBACK_TASK] = feedback.spec.task
     return env
 
 
@@ -255,6 +282,7 @@ def _model_containers(
     predictor: Predictor,
     model: Model,
     auth: Auth | None,
+    feedback: FeedbackContext | None,
     config: OperatorConfig,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
@@ -293,6 +321,22 @@ def _model_containers(
     if auth is not None and auth.mode == "serviceAccount":
         runtime_mounts.append({"name": "issuer", "mountPath": ISSUER_DIR, "readOnly": True})
         volumes.append(issuer_volume())
+    if feedback is not None:
+        volumes.append(
+            {
+                "name": "feedback",
+                "secret": {
+                    "secretName": feedback.spec.secret_ref.name,
+                    "items": [
+                        {"key": contract.FEEDBACK_SECRET_KEY, "path": contract.FEEDBACK_SECRET_KEY}
+                    ],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        runtime_mounts.append(
+            {"name": "feedback", "mountPath": contract.FEEDBACK_KEY_DIR, "readOnly": True}
+        )
     initializer = {
         "name": INITIALIZER_CONTAINER,
         "image": config.initializer_image,
@@ -311,7 +355,7 @@ def _model_containers(
         "command": [contract.RUNTIME_COMMAND],
         "args": [contract.SERVE],
         "env": _env(
-            _runtime_env(isvc_name, revision, predictor, model, auth),
+            _runtime_env(isvc_name, revision, predictor, model, auth, feedback),
             model.env,
         ),
         "ports": _ports(),
@@ -361,10 +405,13 @@ def pod_template(
     pod_labels: dict[str, str],
     selector: dict[str, str],
     config: OperatorConfig,
+    feedback: FeedbackContext | None = None,
 ) -> dict[str, Any]:
     """Return the Deployment's pod template for one revision of one predictor.
 
     `selector` selects exactly this revision's pods (the spread constraints count them).
+    `feedback` (spec.feedback and the component) mounts the key Secret into the bundled
+    runtime; custom containers get no key (they are not the runtime).
     """
     model_limit = canonical_size(
         predictor.model.storage_size_limit if predictor.model else DEFAULT_STORAGE_SIZE_LIMIT
@@ -377,7 +424,7 @@ def pod_template(
     init_containers: list[dict[str, Any]] = []
     if predictor.model is not None:
         init_containers, containers, extra = _model_containers(
-            isvc_name, revision, predictor, predictor.model, auth, config
+            isvc_name, revision, predictor, predictor.model, auth, feedback, config
         )
         volumes += extra
     else:

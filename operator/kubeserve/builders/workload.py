@@ -19,7 +19,7 @@ from kubeserve.builders.meta import (
     object_meta,
     selector_labels,
 )
-from kubeserve.builders.pod import pod_template
+from kubeserve.builders.pod import FeedbackContext, pod_template
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import Workload, workload_name
 from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT
@@ -46,6 +46,11 @@ def deployment(
     name = workload_name(isvc.metadata.name, workload.component, workload.revision)
     own_labels = labels(isvc.metadata.name, workload.component, workload.revision)
     auth = isvc.spec.auth
+    feedback = (
+        None
+        if isvc.spec.feedback is None
+        else FeedbackContext(isvc.spec.feedback, workload.component)
+    )
     selector = selector_labels(isvc.metadata.name, workload.component, workload.revision)
     spec: dict[str, Any] = {"replicas": workload.min_replicas}
     spec.update(
@@ -64,6 +69,7 @@ def deployment(
                 dict(own_labels),
                 dict(selector),
                 config,
+                feedback,
             ),
         }
     )

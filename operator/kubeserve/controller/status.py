@@ -60,6 +60,22 @@ def _percent(plan: TrafficPlan, component: str, revision: str) -> int:
     )
 
 
+def _quality(state: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """status.revisions' quality of the canary and the stable: what the canary's last
+    quality check read (only while a canary with minAccuracy/maxQualityDrop exists)."""
+    read = state.canary.quality if state.canary is not None else None
+    if read is None:
+        return None, None
+
+    def shown(scored: float, accuracy: float | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"scored": int(scored)}
+        if accuracy is not None:
+            out["accuracy"] = round(accuracy, 4)
+        return out
+
+    return shown(read.scored, read.accuracy), shown(read.stable_scored, read.stable_accuracy)
+
+
 def desired_status(
     isvc: InferenceService,
     live_conditions: Sequence[Mapping[str, Any]] | None,
@@ -79,22 +95,26 @@ def desired_status(
     plan = decision.plan
     state = decision.state
 
-    def revision(role: Any) -> dict[str, Any] | None:
+    def revision(role: Any, quality: dict[str, Any] | None = None) -> dict[str, Any] | None:
         if role is None:
             return None
         obs = workloads.get((DEFAULT_COMPONENT, role.revision))
-        return {
+        out = {
             "name": workload_name(name, DEFAULT_COMPONENT, role.revision),
             "hash": role.revision,
             "trafficPercent": _percent(plan, DEFAULT_COMPONENT, role.revision),
             "readyReplicas": obs.ready_replicas if obs else 0,
         }
+        if quality is not None:
+            out["quality"] = quality
+        return out
 
+    canary_quality, stable_quality = _quality(state)
     revisions: dict[str, Any] = {
         key: value
         for key, value in (
-            ("stable", revision(state.stable)),
-            ("canary", revision(state.canary)),
+            ("stable", revision(state.stable, stable_quality)),
+            ("canary", revision(state.canary, canary_quality)),
             ("previous", revision(state.previous)),
         )
         if value is not None

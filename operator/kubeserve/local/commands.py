@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--auth-token-file", type=Path, help="bearer tokens, when spec.auth is set")
     parser.add_argument(
+        "--feedback-key-file",
+        type=Path,
+        help="feedback HMAC key(s), when spec.feedback is set (shared by every component)",
+    )
+    parser.add_argument(
         "--work-dir",
         type=Path,
         help="keep downloads and logs here (default: a temporary folder removed on exit)",
@@ -119,7 +124,13 @@ def _run(args: argparse.Namespace, work_dir: Path) -> int:
                 say(f"{predictor.component}: downloading {shown}")
                 model_dir = session.fetch(predictor, uri)
             env = runtime_env(
-                predictor, model_dir, ports, args.host, args.auth_token_file, os.environ
+                predictor,
+                model_dir,
+                ports,
+                args.host,
+                args.auth_token_file,
+                os.environ,
+                args.feedback_key_file,
             )
             running = session.start(predictor, env, ports)
             say(f"{predictor.component}: revision {predictor.revision} starting, log {running.log}")

@@ -2,9 +2,9 @@
 initializer's command line, taken from the rendered containers.
 
 Limits: only literal env values travel (``valueFrom`` needs the cluster); the model
-folder, the three ports, the bind address and the token file are the only values
-replaced; the caller's ``KUBESERVE_*`` variables are dropped so they cannot change
-the pod's settings. ``pvc://`` cannot be reached outside the cluster and is refused.
+folder, the three ports, the bind address, the token file and the feedback key file are
+the only values replaced; the caller's ``KUBESERVE_*`` variables are dropped so they
+cannot change the pod's settings. ``pvc://`` cannot be reached outside the cluster and is refused.
 URIs in messages are redacted (userinfo, query, secret fragments), as the storage
 initializer's own messages are.
 """
@@ -32,6 +32,7 @@ def runtime_env(
     host: str,
     auth_token_file: Path | None,
     base: Mapping[str, str],
+    feedback_key_file: Path | None = None,
 ) -> dict[str, str]:
     """The process environment: the caller's without KUBESERVE_*, plus the pod's settings."""
     env = {k: v for k, v in base.items() if not k.startswith(contract.ENV_PREFIX)}
@@ -53,6 +54,14 @@ def runtime_env(
                 "--auth-token-file FILE (one token per line, like the Secret's `tokens` key)"
             )
         env[contract.ENV_AUTH_TOKEN_FILE] = str(auth_token_file)
+    if contract.ENV_FEEDBACK_KEY_FILE in predictor.env:
+        if feedback_key_file is None:
+            raise LocalError(
+                "this InferenceService issues feedback tokens (spec.feedback); pass "
+                "--feedback-key-file FILE (the Secret's `key`: one key of at least 32 bytes "
+                "per line)"
+            )
+        env[contract.ENV_FEEDBACK_KEY_FILE] = str(feedback_key_file)
     return env
 
 

@@ -44,6 +44,28 @@ Snapshot = Mapping[str, PodCounters]
 
 
 @dataclass(frozen=True)
+class Quality:
+    """Ground-truth feedback scored over the window, for the canary and the stable."""
+
+    scored: float
+    """Scored predictions of the canary (``kubeserve_feedback_total``)."""
+    correct: float
+    """Of those, predicted == actual (``kubeserve_feedback_correct_total``)."""
+    stable_scored: float = 0.0
+    stable_correct: float = 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        """The canary's accuracy (None without feedback)."""
+        return self.correct / self.scored if self.scored > 0 else None
+
+    @property
+    def stable_accuracy(self) -> float | None:
+        """The stable revision's accuracy (None without feedback)."""
+        return self.stable_correct / self.stable_scored if self.stable_scored > 0 else None
+
+
+@dataclass(frozen=True)
 class AnalysisMetrics:
     """What the canary did over one analysis window."""
 
@@ -53,6 +75,8 @@ class AnalysisMetrics:
     """99th percentile latency in milliseconds; None when no request was timed."""
     custom: float | None = None
     """Result of the user's custom PromQL query, when one is configured and evaluated."""
+    quality: Quality | None = None
+    """Feedback over the window, when a quality check asked for it (Prometheus only)."""
 
     @property
     def error_rate(self) -> float:
@@ -132,6 +156,8 @@ class Verdict:
     """Why it failed or waits (one sentence per threshold), empty when it passed."""
     summary: str
     """The measured values, for conditions and events."""
+    quality: Quality | None = None
+    """The feedback behind a quality check (shown in status), when one ran."""
 
 
 def _fmt(value: float) -> str:
@@ -168,4 +194,59 @@ def evaluate(analysis: Analysis, reading: AnalysisMetrics | MetricsUnavailable) 
             reasons.append(
                 f"custom query {_fmt(reading.custom)} > max {_fmt(analysis.custom.max_value)}"
             )
-    return Verdict(Outcome.FAIL if reasons else Outcome.PASS, reasons, summary)
+    waiting: list[str] = []
+    quality = reading.quality if analysis.quality_gated else None
+    if analysis.quality_gated:
+        summary, failed, waiting = judge_quality(analysis, reading.quality, summary)
+        reasons += failed
+    if reasons:
+        return Verdict(Outcome.FAIL, reasons, summary, quality)
+    if waiting:
+        return Verdict(Outcome.WAIT, waiting, summary, quality)
+    return Verdict(Outcome.PASS, reasons, summary, quality)
+
+
+def judge_quality(
+    analysis: Analysis, quality: Quality | None, summary: str
+) -> tuple[str, list[str], list[str]]:
+    """The quality checks: (summary with the accuracies, failure reasons, wait reasons).
+
+    No reading at all fails: quality comes only from Prometheus (feedback for a
+    revision may be scored on any replica), and a gate that cannot be evaluated must not
+    promote. Too little feedback waits, like too few requests.
+    """
+    if quality is None:
+        return (
+            summary + ", no quality reading",
+            ["accuracy unavailable: quality checks need the operator's Prometheus URL"],
+            [],
+        )
+    accuracy = quality.accuracy
+    if accuracy is None or quality.scored < analysis.min_feedback:
+        summary += f", {quality.scored:.0f} scored predictions"
+        return (
+            summary,
+            [],
+            [f"waiting for feedback: {quality.scored:.0f} of {analysis.min_feedback} scored"],
+        )
+    summary += f", accuracy {_fmt(accuracy)} ({quality.scored:.0f} scored)"
+    failed: list[str] = []
+    waiting: list[str] = []
+    if analysis.min_accuracy is not None and accuracy < analysis.min_accuracy:
+        failed.append(f"accuracy {_fmt(accuracy)} < min {_fmt(analysis.min_accuracy)}")
+    drop = analysis.max_quality_drop
+    if drop is not None:
+        stable = quality.stable_accuracy
+        if stable is None or quality.stable_scored < analysis.min_feedback:
+            waiting.append(
+                f"waiting for stable feedback: {quality.stable_scored:.0f} of "
+                f"{analysis.min_feedback} scored"
+            )
+        else:
+            summary += f", stable accuracy {_fmt(stable)}"
+            if stable - accuracy > drop:
+                failed.append(
+                    f"accuracy {_fmt(accuracy)} is {_fmt(stable - accuracy)} below stable "
+                    f"{_fmt(stable)} > max drop {_fmt(drop)}"
+                )
+    return summary, failed, waiting

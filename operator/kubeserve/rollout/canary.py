@@ -48,7 +48,13 @@ from kubeserve.rollout.observation import Observed
 from kubeserve.rollout.policy import Policy, Replicas, Rollout
 from kubeserve.rollout.revision import revision_hash
 from kubeserve.rollout.settings import RolloutSettings
-from kubeserve.rollout.state import CanaryStatus, HistoryEntry, RevisionStatus, RolloutState
+from kubeserve.rollout.state import (
+    CanaryStatus,
+    HistoryEntry,
+    QualityStatus,
+    RevisionStatus,
+    RolloutState,
+)
 from kubeserve.rollout.state import Outcome as HistoryOutcome
 from kubeserve.rollout.transition import Transition
 
@@ -329,6 +335,17 @@ def _apply_verdict(
     """Wait (window grows), count a failure (maybe roll back), or pass (next step)."""
     interval = rollout.interval_seconds
     revision = _canary(t).revision
+    if verdict.quality is not None:
+        q = verdict.quality
+        t = _with_canary(
+            t,
+            quality=QualityStatus(
+                scored=q.scored,
+                accuracy=q.accuracy,
+                stable_scored=q.stable_scored,
+                stable_accuracy=q.stable_accuracy,
+            ),
+        )
     if verdict.outcome is Outcome.WAIT:
         message = f"{'; '.join(verdict.reasons)} ({verdict.summary})"
         t = _with_canary(t, message=message)

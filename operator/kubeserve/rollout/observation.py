@@ -64,6 +64,8 @@ class MetricsRequest:
     revision: str
     window_seconds: float
     custom_query: str | None = None
+    quality_baseline: str | None = None
+    """When the analysis reads feedback: the stable revision, compared with the canary."""
 
 
 def metrics_request(policy: Policy, state: RolloutState, now: datetime) -> MetricsRequest | None:
@@ -77,9 +79,15 @@ def metrics_request(policy: Policy, state: RolloutState, now: datetime) -> Metri
     started = canary.window_started_at
     window = rollout.interval_seconds if started is None else (now - started).total_seconds()
     custom = rollout.analysis.custom
+    stable = state.stable
     return MetricsRequest(
         component=DEFAULT_COMPONENT,
         revision=canary.revision,
         window_seconds=max(1.0, window),
         custom_query=None if custom is None else custom.query,
+        quality_baseline=(
+            (stable.revision if stable is not None else "")
+            if rollout.analysis.quality_gated
+            else None
+        ),
     )

@@ -90,6 +90,17 @@ class Analysis:
     failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
     """Failed checks during one canary's rollout (not necessarily in a row) that roll it back."""
     custom: CustomCheck | None = None
+    min_accuracy: float | None = None
+    """Lowest canary accuracy from ground-truth feedback over the window."""
+    max_quality_drop: float | None = None
+    """Largest accuracy drop of the canary below the stable revision over the window."""
+    min_feedback: int = 20
+    """Scored predictions (canary, and stable for the drop) before quality is judged."""
+
+    @property
+    def quality_gated(self) -> bool:
+        """Whether a check reads ground-truth feedback."""
+        return self.min_accuracy is not None or self.max_quality_drop is not None
 
     @classmethod
     def of(cls, model: api.Analysis) -> Analysis:
@@ -100,6 +111,9 @@ class Analysis:
             min_requests=model.min_requests,
             failure_threshold=model.failure_threshold,
             custom=None if model.query is None else CustomCheck(model.query, model.query_max),
+            min_accuracy=model.min_accuracy,
+            max_quality_drop=model.max_quality_drop,
+            min_feedback=model.min_feedback,
         )
 
 

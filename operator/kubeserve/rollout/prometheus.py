@@ -9,6 +9,9 @@ run over the whole current analysis window (`MetricsRequest.window_seconds`):
 - requests: ``sum(increase(kubeserve_requests_total{sel}[W]))``
 - errors:   the same with ``status=~"5.."``
 - p99:      ``histogram_quantile(0.99, sum by (le) (rate(..._bucket{sel}[W])))``
+- quality (``minAccuracy``/``maxQualityDrop``): ``sum(increase(kubeserve_feedback_total
+  {sel}[W]))`` and the same of ``kubeserve_feedback_correct_total``, for the canary and
+  for the stable revision (its own ``version``)
 
 The optional custom query (`analysis.query`) has its `{namespace}`, `{name}` and
 `{revision}` placeholders replaced (literally; PromQL's own braces are left alone), must
@@ -29,13 +32,15 @@ from typing import Any
 
 import httpx
 
-from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Quality
 from kubeserve.rollout.observation import MetricsRequest
 from kubeserve.rollout.promql import QueryRefused, require_namespace
 from kubeserve.rollout.responses import read_bounded
 
 REQUESTS = "kubeserve_requests_total"
 DURATION_BUCKET = "kubeserve_request_duration_seconds_bucket"
+FEEDBACK = "kubeserve_feedback_total"
+FEEDBACK_CORRECT = "kubeserve_feedback_correct_total"
 MAX_ANSWER_BYTES = 256 * 1024
 
 
@@ -66,6 +71,22 @@ def default_queries(
             f"histogram_quantile(0.99, sum by (le) (rate({DURATION_BUCKET}{{{sel}}}[{window}])))"
         ),
     }
+
+
+def quality_queries(
+    namespace: str, name: str, canary: str, stable: str, window_seconds: float
+) -> dict[str, str]:
+    """Scored and correct predictions of the canary and the stable over the window.
+
+    Summed over every pod: feedback may be scored on any replica, and the ``version``
+    label is the revision that made the prediction (from the token)."""
+    window = f"{max(1, math.ceil(window_seconds))}s"
+    out = {}
+    for role, revision in (("", canary), ("stable_", stable)):
+        sel = selector(namespace, name, revision)
+        out[f"{role}scored"] = f"sum(increase({FEEDBACK}{{{sel}}}[{window}]))"
+        out[f"{role}correct"] = f"sum(increase({FEEDBACK_CORRECT}{{{sel}}}[{window}]))"
+    return out
 
 
 def render_custom(query: str, namespace: str, name: str, revision: str) -> str:
@@ -142,6 +163,16 @@ class PrometheusClient:
             except QueryRefused as exc:
                 return MetricsUnavailable(f"custom query {custom!r} refused: {exc}")
             queries["custom"] = custom
+        if request.quality_baseline is not None:
+            queries.update(
+                quality_queries(
+                    namespace,
+                    name,
+                    request.revision,
+                    request.quality_baseline,
+                    request.window_seconds,
+                )
+            )
         try:
             values = dict(
                 zip(
@@ -155,9 +186,18 @@ class PrometheusClient:
         if request.custom_query and values["custom"] is None:
             return MetricsUnavailable(f"custom query {queries['custom']!r} returned no data")
         p99 = values["p99"]
+        quality = None
+        if request.quality_baseline is not None:
+            quality = Quality(
+                scored=values["scored"] or 0.0,
+                correct=values["correct"] or 0.0,
+                stable_scored=values["stable_scored"] or 0.0,
+                stable_correct=values["stable_correct"] or 0.0,
+            )
         return AnalysisMetrics(
             requests=values["requests"] or 0.0,
             errors=values["errors"] or 0.0,
             p99_ms=None if p99 is None else p99 * 1000.0,
             custom=values.get("custom"),
+            quality=quality,
         )

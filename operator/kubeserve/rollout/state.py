@@ -67,6 +67,15 @@ class RevisionStatus(StatusModel):
     """The predictor spec of this revision (the builders render its Deployment from it)."""
 
 
+class QualityStatus(StatusModel):
+    """Ground-truth feedback of the last quality check (its window), canary and stable."""
+
+    scored: float
+    accuracy: float | None = None
+    stable_scored: float = 0.0
+    stable_accuracy: float | None = None
+
+
 class CanaryStatus(RevisionStatus):
     """The revision being rolled out and the progress of its rollout."""
 
@@ -87,6 +96,8 @@ class CanaryStatus(RevisionStatus):
     """Ready replicas needed before it takes all traffic (the stable's size at promotion)."""
     message: str = ""
     """The last analysis result, or why it was rolled back."""
+    quality: QualityStatus | None = None
+    """What the last quality check read (minAccuracy / maxQualityDrop only)."""
 
 
 class HistoryEntry(StatusModel):

@@ -14,6 +14,13 @@ with a logged traceback): the deserializers are wrapped to hand the handler an
 ``Undecodable`` marker instead of raising. Errors abort with the ServingError's gRPC
 code; 503s add a ``retry-after`` trailer. Liveness and readiness RPCs skip auth, like
 the REST health endpoints.
+
+Feedback: a ModelInfer answer carries the feedback token in its ``parameters``
+(``feedback_token``) and in the initial metadata (``kubeserve-feedback-token``). The
+OIP defines no feedback RPC, so the runtime adds one as an extension,
+``/kubeserve.feedback.v1.FeedbackService/Submit``, whose request and response are the
+REST feedback route's JSON as raw bytes (no proto: any gRPC client can call it with
+identity serializers). It is not part of reflection or of the OIP service.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 import grpc
+import orjson
 from google.protobuf.message import DecodeError
 
 from kubeserve_runtime.audit import AuthGate
 from kubeserve_runtime.codec import array_to_raw, check_shape, contents_to_array, raw_to_array
+from kubeserve_runtime.contract import FEEDBACK_GRPC_METHOD, FEEDBACK_HEADER, FEEDBACK_PARAMETER
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.datatypes import numpy_dtype
 from kubeserve_runtime.errors import InferenceFailed, InvalidInput, ServingError
@@ -66,6 +75,18 @@ def _unpack_parameters(params: Any) -> dict[str, Any]:
         if which is not None:
             out[key] = getattr(value, which)
     return out
+
+
+def _pack_parameter(target: Any, value: Any) -> None:
+    """Set an InferParameter from a plain value (bool, int, float or str)."""
+    if isinstance(value, bool):
+        target.bool_param = value
+    elif isinstance(value, int):
+        target.int64_param = value
+    elif isinstance(value, float):
+        target.double_param = value
+    else:
+        target.string_param = str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +146,8 @@ def encode_response(response: InferResponse, raw: bool) -> Any:
         model_version=response.model_version or "",
         id=response.id,
     )
+    for key, value in response.parameters.items():
+        _pack_parameter(message.parameters[key], value)
     for tensor in response.outputs:
         out = message.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
         if raw:
@@ -240,9 +263,36 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             self._plane.resolve(request.model_name, version)
             decoded = decode_request(request)
             result = await self._plane.infer(request.model_name, version, decoded)
+            token = result.parameters.get(FEEDBACK_PARAMETER)
+            if token is not None:
+                await context.send_initial_metadata(((FEEDBACK_HEADER, token),))
             return encode_response(result, raw=bool(request.raw_input_contents))
 
         return await self._call(request, context, "ModelInfer", run)
+
+    async def Feedback(self, request: bytes, context: Any) -> bytes:
+        """The feedback extension: the REST route's JSON in and out, as bytes.
+
+        Request ``{"model_name": str, "items": [...]}``; answer ``{"accepted": n}``.
+        A refusal aborts with the code of the first failing item's reason and the
+        message naming every failing item (see ``feedback.service``).
+        """
+
+        async def run() -> bytes:
+            try:
+                doc = orjson.loads(request)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"malformed JSON: {exc}") from exc
+            if not isinstance(doc, dict) or not isinstance(doc.get("model_name"), str):
+                raise InvalidInput(
+                    'the request must be a JSON object {"model_name": str, "items": [...]}'
+                )
+            if "items" not in doc:
+                raise InvalidInput("the request has no 'items'")
+            answer = await self._plane.submit_feedback(doc["model_name"], doc["items"])
+            return orjson.dumps(answer)
+
+        return await self._call(request, context, "Feedback", run)
 
 
 class _GeneratedHandlers:
@@ -272,7 +322,8 @@ async def start_grpc_server(
         maximum_concurrent_rpcs=settings.max_concurrent_requests,
     )
     generated = _GeneratedHandlers()
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, auth), generated)
+    servicer = InferenceServicer(plane, auth)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, generated)
     handlers = {
         name: handler._replace(request_deserializer=tolerant(handler.request_deserializer))
         for name, handler in generated.methods.items()
@@ -281,6 +332,11 @@ async def start_grpc_server(
         (grpc.method_handlers_generic_handler(generated.service, handlers),)
     )
     server.add_registered_method_handlers(generated.service, handlers)
+    service, method = FEEDBACK_GRPC_METHOD.strip("/").split("/")
+    feedback = grpc.unary_unary_rpc_method_handler(servicer.Feedback)  # bytes in, bytes out
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service, {method: feedback}),)
+    )
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     server.add_insecure_port(f"{host}:{settings.grpc_port}")
     await server.start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from time import perf_counter
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -158,9 +159,11 @@ def build_app(
         ok = plane.model_ready(name)
         return json_response({"name": name, "ready": ok}, 200 if ok else 503)
 
-    async def v1_predict(request: Request) -> Response:
-        name = request.path_params["name"]
-        plane.resolve(name)
+    async def read_json(request: Request) -> Any:
+        """Admit a request, read its (possibly compressed) body and parse it as JSON.
+
+        The admission charge is released when this returns: the parsed document is all
+        that is held from here on."""
         length = request.headers.get("content-length")
         encoding = request.headers.get("content-encoding")
         limit = admission.body_limit
@@ -170,13 +173,25 @@ def build_app(
             if encoding is not None:
                 body = await decode_content(body, encoding, limit, worker.min_bytes)
             try:
-                doc = orjson.loads(body)
+                return orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise InvalidInput(f"malformed JSON: {exc}") from exc
-            del body
-            return json_response(await plane.predict_v1(name, doc))
         finally:
             admission.release(charge)
+
+    async def v1_predict(request: Request) -> Response:
+        name = request.path_params["name"]
+        plane.resolve(name)
+        doc, token = await plane.predict_v1(name, await read_json(request))
+        response = json_response(doc)
+        if token is not None:
+            response.headers[contract.FEEDBACK_HEADER] = token
+        return response
+
+    async def feedback(request: Request) -> Response:
+        name = request.path_params["name"]
+        plane.resolve(name)
+        return json_response(await plane.submit_feedback(name, await read_json(request)))
 
     async def v1_explain(request: Request) -> Response:
         plane.resolve(request.path_params["name"])
@@ -189,6 +204,7 @@ def build_app(
         Route(versioned + "/infer", infer, methods=["POST"]),
         Route("/v1/models/{name}:predict", v1(v1_predict), methods=["POST"]),
         Route("/v1/models/{name}:explain", v1(v1_explain), methods=["POST"]),
+        Route(contract.FEEDBACK_PATH, v2(feedback), methods=["POST"]),
         Route("/", health(root)),
         Route(contract.LIVE_PATH, health(live)),
         Route(contract.READY_PATH, health(ready)),

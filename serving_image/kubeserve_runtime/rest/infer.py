@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kubeserve_runtime.audit import AuthGate
+from kubeserve_runtime.contract import FEEDBACK_HEADER, FEEDBACK_PARAMETER
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
 from kubeserve_runtime.rest.admission import Admission, declared_length
@@ -39,6 +40,7 @@ _SUFFIX = "/infer"
 _JSON = JSON.encode()
 _BINARY = b"application/octet-stream"
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+_FEEDBACK_HEADER = FEEDBACK_HEADER.encode()
 log = logging.getLogger(__name__)
 
 
@@ -142,12 +144,17 @@ class InferEndpoint:
         )
         size = str(len(content)).encode()
         if json_length is None:
-            return content, [(b"content-type", _JSON), (b"content-length", size)]
-        return content, [
-            (b"content-type", _BINARY),
-            (b"content-length", size),
-            (b"inference-header-content-length", str(json_length).encode()),
-        ]
+            headers = [(b"content-type", _JSON), (b"content-length", size)]
+        else:
+            headers = [
+                (b"content-type", _BINARY),
+                (b"content-length", size),
+                (b"inference-header-content-length", str(json_length).encode()),
+            ]
+        token = result.parameters.get(FEEDBACK_PARAMETER)
+        if token is not None:
+            headers.append((_FEEDBACK_HEADER, token.encode()))
+        return content, headers
 
 
 class InferFront:

@@ -39,7 +39,11 @@ def json_response(doc: Any, status: int = 200) -> Response:
 
 def error_response(exc: ServingError) -> Response:
     """Return the ``{"error": message}`` response for a ServingError."""
-    response = json_response({"error": exc.message}, exc.status_code)
+    doc: dict[str, Any] = {"error": exc.message}
+    rejected = getattr(exc, "rejected", None)
+    if rejected is not None:  # feedback: each refused item with its reason
+        doc["rejected"] = rejected
+    response = json_response(doc, exc.status_code)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)

@@ -3,7 +3,8 @@
 Written out here rather than generated, because the wire format (the binary extension,
 the V1 shapes) is fixed by the protocols, not by Python types. Tests run schemathesis
 against it, so responses must match what is described. The V1 ``:explain`` route is
-left out: it serves nothing (always 501, this runtime has no explainer).
+left out: it serves nothing (always 501, this runtime has no explainer). The feedback
+route is described (a kubeserve extension; 404 when the runtime has no feedback key).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from kubeserve_runtime.datatypes import DATATYPES
 _ERRORS = {
     "400": "Malformed request or input that does not match the model",
     "401": "Missing or invalid bearer token",
-    "404": "Unknown model or version",
+    "404": "Unknown model or version (feedback: the runtime has no feedback key)",
     "408": "Headers or body did not arrive within the read timeout",
     "413": "Request body over the size limit",
     "415": "Content-Encoding other than gzip, deflate or identity",
     "431": "Request headers over the size or count limit",
     "503": "Model loading, server draining, queue or in-flight caps full (see Retry-After)",
+    "403": "Feedback: a token whose signature matches no key of this service (forged)",
+    "409": "Feedback: a token that already has this kind of feedback here (duplicate)",
+    "410": "Feedback: an expired token",
 }
 
 
@@ -156,6 +160,20 @@ def _schemas() -> dict[str, Any]:
                 "outputs": {"type": "array", "items": _ref("ResponseOutput")},
             },
         },
+        "FeedbackItem": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {
+                "token": {"type": "string", "description": "A response's feedback token"},
+                "truth": {"description": "One true value per predicted value (list or scalar)"},
+                "reward": {"type": "number"},
+            },
+        },
+        "FeedbackAccepted": {
+            "type": "object",
+            "required": ["accepted"],
+            "properties": {"accepted": {"type": "integer", "minimum": 1}},
+        },
         "V1Models": {
             "type": "object",
             "required": ["models"],
@@ -238,6 +256,40 @@ def openapi_document(model_name: str) -> dict[str, Any]:
         "/v2/models/{name}/infer": {"post": {**infer, "parameters": _params(model_name, "name")}},
         "/v2/models/{name}/versions/{version}/infer": {
             "post": {**infer, "parameters": _params(model_name, "name", "version")}
+        },
+        "/v2/models/{name}/feedback": {
+            "post": {
+                "summary": "Ground-truth feedback for earlier answers (kubeserve extension); "
+                "all items or none are recorded",
+                "parameters": _params(model_name, "name"),
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {
+                            "oneOf": [
+                                _ref("FeedbackItem"),
+                                {"type": "array", "items": _ref("FeedbackItem")},
+                            ]
+                        }
+                    ),
+                },
+                "responses": _responses(
+                    "FeedbackAccepted",
+                    (
+                        "400",
+                        "401",
+                        "403",
+                        "404",
+                        "408",
+                        "409",
+                        "410",
+                        "413",
+                        "415",
+                        "431",
+                        "503",
+                    ),
+                ),
+            }
         },
         "/v1/models": {
             "get": {"summary": "List models (V1)", "responses": _responses("V1Models", ("401",))}

@@ -160,6 +160,8 @@ def encode_response(response: InferResponse, binary_all: bool) -> tuple[bytes, i
     doc: dict[str, Any] = {"model_name": response.model_name, "id": response.id, "outputs": outputs}
     if response.model_version:
         doc["model_version"] = response.model_version
+    if response.parameters:
+        doc["parameters"] = response.parameters
     header = orjson.dumps(doc, option=_DUMPS_OPTIONS)
     if not chunks:
         return header, None

@@ -87,6 +87,7 @@ def test_full_example_round_trips_in_camel_case(full_isvc: dict[str, Any]) -> No
         ("spec.variants.1.name", "predictor", "'predictor' is reserved"),
         ("spec.variants.1.weight", 81, "weights of all variants must add up to at most 100"),
         ("spec.mirror.variant", "c", "mirror.variant must name one of spec.variants"),
+        ("spec.feedback", None, "maxQualityDrop read ground-truth feedback: set spec.feedback"),
         ("spec.rollout.steps", [10, 50, 50], "strictly increasing"),
         ("spec.rollout.steps", [10, 100], "less than or equal to 99"),
         ("spec.rollout.canaryTrafficPercent", 10, "not both"),
