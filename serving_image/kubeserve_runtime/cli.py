@@ -49,6 +49,9 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--inline-inference-max-ms", "inline_inference_max_ms", float),
     ("--shutdown-delay-seconds", "shutdown_delay_seconds", float),
     ("--drain-timeout-seconds", "drain_timeout_seconds", float),
+    ("--namespace", "namespace", str),
+    ("--component", "component", str),
+    ("--payload-logger", "payload_logger", str),
 ]
 
 

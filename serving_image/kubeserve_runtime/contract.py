@@ -96,6 +96,9 @@ ENV_INPUT_SCHEMA: Final = env_name("input_schema")
 ENV_AUTH_TOKEN_FILE: Final = env_name("auth_token_file")
 ENV_SHUTDOWN_DELAY_SECONDS: Final = env_name("shutdown_delay_seconds")
 ENV_DRAIN_TIMEOUT_SECONDS: Final = env_name("drain_timeout_seconds")
+ENV_NAMESPACE: Final = env_name("namespace")
+ENV_COMPONENT: Final = env_name("component")
+ENV_PAYLOAD_LOGGER: Final = env_name("payload_logger")
 
 # Read by ``kubeserve-runtime download`` (kubeserve_runtime.storage).
 ENV_MAX_MODEL_BYTES: Final = env_name("max_model_bytes")

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubeserve_runtime import contract
+from kubeserve_runtime.payloadlog.config import LoggerConfig
 from kubeserve_runtime.schema import InputSchema
 
 
@@ -119,6 +120,14 @@ class RuntimeSettings(BaseSettings):
         20.0, gt=0.0, description="after the delay, longest wait for accepted requests"
     )
 
+    namespace: str = Field("", description="namespace of the InferenceService (payload logs)")
+    component: str = Field(
+        "predictor", min_length=1, description="predictor or the A/B variant's name (payload logs)"
+    )
+    payload_logger: LoggerConfig | None = Field(
+        None, description="payload logging (spec.predictor.logger) as JSON; unset = off"
+    )
+
     @property
     def inflight_bytes_limit(self) -> int:
         """The in-flight body budget: the setting, or twice the largest body."""
@@ -134,17 +143,19 @@ class RuntimeSettings(BaseSettings):
             )
         return self
 
-    @field_validator("input_schema", mode="before")
+    @field_validator("input_schema", "payload_logger", mode="before")
     @classmethod
-    def _parse_schema(cls, value: Any) -> Any:
-        """Accept the inputSchema as a JSON string (flag or env) or as a mapping."""
+    def _parse_json(cls, value: Any, info: ValidationInfo) -> Any:
+        """Accept inputSchema and the payload logger as JSON strings (flag or env) or
+        as mappings."""
         if isinstance(value, str | bytes):
             if not value.strip():
                 return None
             try:
                 return orjson.loads(value)
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"inputSchema is not valid JSON: {exc}") from exc
+                what = {"input_schema": "inputSchema"}.get(str(info.field_name), "payloadLogger")
+                raise ValueError(f"{what} is not valid JSON: {exc}") from exc
         return value
 
     @field_validator("model_version", "model_format", mode="before")

@@ -237,7 +237,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             version = request.model_version or None
             self._plane.resolve(request.model_name, version)
             decoded = decode_request(request)
-            result = await self._plane.infer(request.model_name, version, decoded)
+            result = await self._plane.infer(request.model_name, version, decoded, "grpc")
             return encode_response(result, raw=bool(request.raw_input_contents))
 
         return await self._call(request, context, "ModelInfer", run)

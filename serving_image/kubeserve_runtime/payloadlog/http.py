@@ -1,0 +1,76 @@
+"""The http sink: CloudEvents to a receiver URL, as KServe's payload logger sends them.
+
+Limits: one event per POST in binary mode (``batchSize`` 1, the default: ``ce-*``
+headers, the V2 JSON payload as the body, what KServe log consumers read), or up to
+``batchSize`` events per POST in CloudEvents batch mode
+(``application/cloudevents-batch+json``: a JSON array of structured events). Any status
+other than 2xx is a failure. Extra headers (an API key for the receiver) are read once,
+at start, from ``headersDir``: one file per header, the file name the header's name.
+TLS uses the system trust store (``SSL_CERT_FILE`` overrides it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import orjson
+from cloudevents.conversion import to_binary, to_dict
+from cloudevents.http import CloudEvent
+
+from kubeserve_runtime.payloadlog.config import HttpSink as HttpSinkConfig
+from kubeserve_runtime.payloadlog.event import Event
+from kubeserve_runtime.storage.options import read_secret_dir
+
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+
+
+class HttpSendError(RuntimeError):
+    """The receiver answered with a status other than 2xx."""
+
+
+def cloud_event(event: Event) -> CloudEvent:
+    """The SDK's CloudEvent for an event (validates the attributes)."""
+    return CloudEvent(dict(event.attributes, datacontenttype="application/json"), event.data)
+
+
+def binary_request(event: Event) -> tuple[dict[str, str], bytes]:
+    """Headers and body of one event in HTTP binary mode."""
+    headers, body = to_binary(cloud_event(event), data_marshaller=orjson.dumps)
+    return headers, body
+
+
+def batch_body(events: list[Event]) -> bytes:
+    """The body of a CloudEvents batch: a JSON array of structured events."""
+    return orjson.dumps([to_dict(cloud_event(e)) for e in events])
+
+
+def extra_headers(directory: Path | None) -> dict[str, str]:
+    """The headers mounted from a Secret (none when no directory is configured)."""
+    return read_secret_dir(directory) if directory is not None else {}
+
+
+class HttpSink:
+    """POSTs events to one URL."""
+
+    max_wait_s = 0.0
+
+    def __init__(self, config: HttpSinkConfig) -> None:
+        self.url = config.url
+        self.max_batch = config.batch_size
+        self._headers = extra_headers(config.headers_dir)
+        self._client = httpx.Client(timeout=config.timeout_seconds)
+
+    def send(self, events: list[Event]) -> None:
+        """POST the events (one binary-mode event, or a batch)."""
+        if self.max_batch == 1 and len(events) == 1:
+            headers, body = binary_request(events[0])
+        else:
+            headers, body = {"content-type": BATCH_CONTENT_TYPE}, batch_body(events)
+        response = self._client.post(self.url, content=body, headers={**self._headers, **headers})
+        if not response.is_success:
+            raise HttpSendError(f"{self.url} answered {response.status_code}")
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
