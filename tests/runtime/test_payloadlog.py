@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from kubeserve_runtime.testing import CloudEventsReceiver, RuntimeProcess, free_port, wait_until
 
-HANDLER = '''
+HANDLER = """
 import numpy as np
 
 
@@ -35,7 +35,7 @@ class Handler:
 
     def predict(self, feed):
         return {"y": feed["x"].sum(axis=1), "echo": feed["ssn"]}
-'''
+"""
 KSERVE_HEADERS = (
     "ce-specversion",
     "ce-type",
@@ -102,9 +102,7 @@ def metric(server: RuntimeProcess, name: str, **labels: str) -> float:
 def by_type(events: list[dict[str, Any]], request_id: str) -> dict[str, dict[str, Any]]:
     """The received events of one request id, keyed by request/response."""
     return {
-        e["event"]["type"].rsplit(".", 1)[1]: e
-        for e in events
-        if e["event"]["id"] == request_id
+        e["event"]["type"].rsplit(".", 1)[1]: e for e in events if e["event"]["id"] == request_id
     }
 
 
@@ -112,7 +110,8 @@ def test_http_binary_mode_matches_kserve_for_v1_v2_and_grpc(
     model_dir: Path, tmp_path: Path
 ) -> None:
     """Every protocol logs a request and a response event in binary mode with KServe's
-    ce-* headers plus ce-revision and ce-variant; the inputs and outputs named in redact lose their data, the others keep it."""
+    ce-* headers plus ce-revision and ce-variant; the inputs and outputs named in redact
+    lose their data, the others keep it."""
     with CloudEventsReceiver(tmp_path) as receiver:
         logger = {"sinks": [{"http": {"url": receiver.url}}], "redact": ["ssn", "echo"]}
         with runtime(model_dir, logger) as server:
@@ -220,9 +219,7 @@ def objects(client: Any, prefix: str) -> list[str]:
     return sorted(item["Key"] for item in listing.get("Contents", []))
 
 
-def test_s3_jsonl_objects_with_prefix_and_encryption(
-    model_dir: Path, s3_endpoint: str
-) -> None:
+def test_s3_jsonl_objects_with_prefix_and_encryption(model_dir: Path, s3_endpoint: str) -> None:
     """Events land as JSONL objects of at most maxEvents under
     <prefix>/<namespace>/<isvc>/<revision>/<date>/, written with the SSE setting."""
     sink = {
@@ -248,7 +245,8 @@ def test_s3_jsonl_objects_with_prefix_and_encryption(
 
         events = wait_until(lambda: (got := lines()) and len(got) >= 10 and got, "ten events")
     keys = objects(client, prefix)
-    assert len(keys) >= 3 and all(k.endswith(".jsonl") for k in keys)  # 10 events, <= 4 each
+    assert len(keys) >= 3  # 10 events, at most 4 per object
+    assert all(k.endswith(".jsonl") for k in keys)
     for key in keys:
         head = client.head_object(Bucket="logs", Key=key)
         assert head["ServerSideEncryption"] == "AES256"
@@ -307,14 +305,20 @@ def test_dead_sink_predictions_succeed_and_drops_are_counted(model_dir: Path) ->
         )
         assert queue_full > 0
         wait_until(
-            lambda: metric(
-                server, "kubeserve_payload_events_dropped_total", sink="http", reason="send_failed"
-            )
-            > 0,
+            lambda: (
+                metric(
+                    server,
+                    "kubeserve_payload_events_dropped_total",
+                    sink="http",
+                    reason="send_failed",
+                )
+                > 0
+            ),
             "a batch dropped after its retries",
         )
         assert metric(server, "kubeserve_payload_send_failures_total", sink="http") >= 3
         assert metric(server, "kubeserve_payload_events_sent_total", sink="http") == 0
+
         # the live sink beside the dead one is not held back by it: its events are all
         # sent or (its queue is as small) dropped at the queue, none lost to a failure
         def stdout_accounted() -> bool:

@@ -7,13 +7,20 @@ headers, the V2 JSON payload as the body, what KServe log consumers read), or up
 other than 2xx is a failure. Extra headers (an API key for the receiver) are read once,
 at start, from ``headersDir``: one file per header, the file name the header's name.
 TLS uses the system trust store (``SSL_CERT_FILE`` overrides it).
+
+The POSTs go through the standard library's ``http.client`` on one kept-alive
+connection (reopened after any failure): it costs a quarter of httpx's CPU per POST
+(about 85 against 430 microseconds here), and that CPU is taken from inference, which
+shares the interpreter.
 """
 
 from __future__ import annotations
 
+import http.client
+import ssl
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent
@@ -59,7 +66,29 @@ class HttpSink:
         self.url = config.url
         self.max_batch = config.batch_size
         self._headers = extra_headers(config.headers_dir)
-        self._client = httpx.Client(timeout=config.timeout_seconds)
+        self._timeout = config.timeout_seconds
+        parts = urlsplit(config.url)
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        """The kept-alive connection, opened when there is none."""
+        if self._connection is None:
+            if self._tls:
+                self._connection = http.client.HTTPSConnection(
+                    self._host,
+                    self._port,
+                    timeout=self._timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                self._connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout
+                )
+        return self._connection
 
     def send(self, events: list[Event]) -> None:
         """POST the events (one binary-mode event, or a batch)."""
@@ -67,10 +96,21 @@ class HttpSink:
             headers, body = binary_request(events[0])
         else:
             headers, body = {"content-type": BATCH_CONTENT_TYPE}, batch_body(events)
-        response = self._client.post(self.url, content=body, headers={**self._headers, **headers})
-        if not response.is_success:
-            raise HttpSendError(f"{self.url} answered {response.status_code}")
+        connection = self._connect()
+        try:
+            connection.request("POST", self._path, body, {**self._headers, **headers})
+            response = connection.getresponse()
+            response.read()
+        except BaseException:
+            self.close()
+            raise
+        if not 200 <= response.status < 300:
+            raise HttpSendError(f"{self.url} answered {response.status}")
+        if response.will_close:
+            self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
+        """Close the connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
