@@ -114,7 +114,11 @@ def test_every_runtime_variable_the_operator_renders_is_a_runtime_setting(
                     for name, value in env.items():
                         patch.setenv(name, value)
                     RuntimeSettings()
-    assert {contract.ENV_INPUT_SCHEMA, contract.ENV_AUTH_TOKEN_FILE} <= rendered
+    assert {
+        contract.ENV_INPUT_SCHEMA,
+        contract.ENV_AUTH_TOKEN_FILE,
+        contract.ENV_PAYLOAD_LOGGER,
+    } <= rendered
 
 
 def test_the_check_reports_a_variable_no_setting_reads() -> None:

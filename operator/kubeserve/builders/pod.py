@@ -42,6 +42,7 @@ from kubeserve.api.v1alpha1 import (
     canonical_size,
     size_bytes,
 )
+from kubeserve.builders.payloadlog import LoggerParts, logger_parts
 from kubeserve.config import OperatorConfig
 from kubeserve_runtime import contract
 from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_DIR, PVC_ROOT
@@ -157,7 +158,12 @@ def _pvc_claim(storage_uri: str) -> str | None:
 
 
 def _runtime_env(
-    isvc_name: str, revision: str, predictor: Predictor, model: Model, with_auth: bool
+    isvc_name: str,
+    revision: str,
+    predictor: Predictor,
+    model: Model,
+    with_auth: bool,
+    logger_env: dict[str, str],
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
@@ -180,6 +186,7 @@ def _runtime_env(
         )
     if with_auth:
         env[contract.ENV_AUTH_TOKEN_FILE] = f"{AUTH_DIR}/{AUTH_KEY}"
+    env.update(logger_env)
     return env
 
 
@@ -198,9 +205,10 @@ def _model_containers(
     model: Model,
     auth_secret: str | None,
     config: OperatorConfig,
+    logger: LoggerParts,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
-    volumes: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = list(logger.volumes)
     init_mounts = _base_mounts()
     runtime_mounts = _base_mounts()
     init_env: list[dict[str, Any]] = [
@@ -232,6 +240,7 @@ def _model_containers(
         init_env.append({"name": contract.ENV_STORAGE_SECRET_DIR, "value": STORAGE_SECRET_DIR})
     if auth_secret is not None:
         runtime_mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    runtime_mounts += logger.mounts
     initializer = {
         "name": INITIALIZER_CONTAINER,
         "image": config.initializer_image,
@@ -250,7 +259,9 @@ def _model_containers(
         "command": [contract.RUNTIME_COMMAND],
         "args": [contract.SERVE],
         "env": _env(
-            _runtime_env(isvc_name, revision, predictor, model, auth_secret is not None),
+            _runtime_env(
+                isvc_name, revision, predictor, model, auth_secret is not None, logger.env
+            ),
             model.env,
         ),
         "ports": _ports(),
@@ -300,10 +311,14 @@ def pod_template(
     pod_labels: dict[str, str],
     selector: dict[str, str],
     config: OperatorConfig,
+    *,
+    namespace: str,
+    component: str,
 ) -> dict[str, Any]:
     """Return the Deployment's pod template for one revision of one predictor.
 
-    `selector` selects exactly this revision's pods (the spread constraints count them).
+    `selector` selects exactly this revision's pods (the spread constraints count them);
+    `namespace` and `component` (predictor or the variant) name the payload logs' origin.
     """
     model_limit = canonical_size(
         predictor.model.storage_size_limit if predictor.model else DEFAULT_STORAGE_SIZE_LIMIT
@@ -315,7 +330,13 @@ def pod_template(
     init_containers: list[dict[str, Any]] = []
     if predictor.model is not None:
         init_containers, containers, extra = _model_containers(
-            isvc_name, revision, predictor, predictor.model, auth_secret, config
+            isvc_name,
+            revision,
+            predictor,
+            predictor.model,
+            auth_secret,
+            config,
+            logger_parts(predictor.logger, namespace, component),
         )
         volumes += extra
     else:

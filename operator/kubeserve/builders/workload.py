@@ -64,6 +64,8 @@ def deployment(
                 dict(own_labels),
                 dict(selector),
                 config,
+                namespace=isvc.metadata.namespace,
+                component=workload.component,
             ),
         }
     )
