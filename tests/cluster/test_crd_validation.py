@@ -86,6 +86,38 @@ def test_invalid_specs_are_refused_with_readable_messages(
     assert expected in refused(api_client, namespace, set_path(full_isvc, path, value))
 
 
+LOGGER = "spec.predictor.logger"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (f"{LOGGER}.sampleRate", 1.5, "should be less than or equal to 1"),
+        (f"{LOGGER}.sinks", [], "logger.sinks needs at least one sink: http, s3 or stdout"),
+        (LOGGER, {"mode": "all"}, "logger.sinks needs at least one sink"),
+        (f"{LOGGER}.sinks.2", {}, "each logger sink sets exactly one of http, s3 or stdout"),
+        (
+            f"{LOGGER}.sinks.2",
+            {"stdout": {}, "http": {"url": "http://x"}},
+            "each logger sink sets exactly one of http, s3 or stdout",
+        ),
+        (f"{LOGGER}.sinks.1.s3.serverSideEncryption", "AES256", "kmsKeyId needs"),
+        ("spec.variants.0.predictor.logger", {"sinks": [{"stdout": {}}]}, "logger needs model"),
+    ],
+)
+def test_bad_loggers_are_refused_with_readable_messages(
+    api_client: client.ApiClient,
+    namespace: str,
+    path: str,
+    value: Any,
+    expected: str,
+    full_isvc: dict[str, Any],
+    set_path: SetPath,
+) -> None:
+    """The logger's rules hold on the API server with the models' words."""
+    assert expected in refused(api_client, namespace, set_path(full_isvc, path, value))
+
+
 HEADER_NAMES = "match.headers names must be HTTP header names"
 PVC_CLAIM = "a pvc:// storageUri is pvc://<claim>/<path>"
 
