@@ -4,6 +4,9 @@ It owns the loaded model, the input validator, the scheduler (direct or batching
 metrics and the drift monitor. Transports decode wire formats into ``InferRequest``,
 call ``infer`` / ``predict_v1`` / the metadata methods, encode the result, and report
 the outcome with ``record``. Every failure is a ``ServingError`` with its status.
+When a payload logger is configured, each successful prediction it samples is handed
+to it as a ``payloadlog.Record`` (references to the tensors and a non-blocking enqueue
+per sink; encoding and delivery happen on the sinks' threads).
 
 A response to a request without an ``id`` gets a random version-4 UUID drawn from
 ``random.getrandbits``: request ids need to be unique, not unpredictable, and
