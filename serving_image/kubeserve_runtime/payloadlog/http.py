@@ -3,7 +3,8 @@
 Limits: one event per POST in binary mode (``batchSize`` 1, the default: ``ce-*``
 headers, the V2 JSON payload as the body, what KServe log consumers read), or up to
 ``batchSize`` events per POST in CloudEvents batch mode
-(``application/cloudevents-batch+json``: a JSON array of structured events). Any status
+(``application/cloudevents-batch+json``: a JSON array of structured events; a batch
+waits at most ``BATCH_WAIT_SECONDS`` to fill). Any status
 other than 2xx is a failure. Extra headers (an API key for the receiver) are read once,
 at start, from ``headersDir``: one file per header, the file name the header's name.
 TLS uses the system trust store (``SSL_CERT_FILE`` overrides it).
@@ -30,6 +31,9 @@ from kubeserve_runtime.payloadlog.event import Event
 from kubeserve_runtime.storage.options import read_secret_dir
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+BATCH_WAIT_SECONDS = 0.1
+"""In batch mode, the longest a batch waits to fill after its first event: at low rates
+one POST then carries many events instead of one or two."""
 
 
 class HttpSendError(RuntimeError):
@@ -60,11 +64,10 @@ def extra_headers(directory: Path | None) -> dict[str, str]:
 class HttpSink:
     """POSTs events to one URL."""
 
-    max_wait_s = 0.0
-
     def __init__(self, config: HttpSinkConfig) -> None:
         self.url = config.url
         self.max_batch = config.batch_size
+        self.max_wait_s = BATCH_WAIT_SECONDS if config.batch_size > 1 else 0.0
         self._headers = extra_headers(config.headers_dir)
         self._timeout = config.timeout_seconds
         parts = urlsplit(config.url)

@@ -119,7 +119,7 @@ def test_variants_inherit_the_main_logger_unless_they_set_their_own(
     variants = {v.name: v.predictor for v in Policy.from_spec(spec).variants}
     assert variants["shadow"]["logger"] == spec["predictor"]["logger"]
     assert "logger" not in variants["b"]
-    own = {"sinks": [{"stdout": {}}]}
+    own: dict[str, Any] = {"sinks": [{"stdout": {}}]}
     shadow = {**spec["variants"][1]["predictor"], "logger": own}
     assert variant_predictor(shadow, spec["predictor"])["logger"] == own
     changed = json.loads(json.dumps(spec["predictor"]))
