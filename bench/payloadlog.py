@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import httpx
 from kubeserve_runtime.testing import CloudEventsReceiver
 from loadgen import lua_script, run_wrk, wrk_binary
 from models import make_models
-from runtime import kubeserve_bin, machine_info
+from runtime import kubeserve_bin, machine_info, run_header
 from servers import Target, free_port, kubeserve_target, running
 
 BENCH = Path(__file__).resolve().parent
@@ -189,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             received = len(receiver.events())
     table = summary(rows, levels)
     data = {
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python bench/payloadlog.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_before,
-        "load_average_at_end": machine_info()["load_average_1_5_15"],
+        **run_header("payloadlog.py", argv, machine_before),
         "config": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
