@@ -19,8 +19,12 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from cloudevents.conversion import to_dict
 from moto.server import ThreadedMotoServer
 
+from kubeserve_runtime.payloadlog.event import Origin, Record, record_events
+from kubeserve_runtime.payloadlog.http import cloud_event
+from kubeserve_runtime.payloads import Tensor
 from kubeserve_runtime.testing import CloudEventsReceiver, RuntimeProcess, free_port, wait_until
 
 HANDLER = """
@@ -163,6 +167,29 @@ def test_http_binary_mode_matches_kserve_for_v1_v2_and_grpc(
     assert {t["name"]: t["data"] for t in v2_request["inputs"]}["x"] == [1, 2, 3, 4]
     v2_response = by_type(events, "v2-req")["response"]["event"]["data"]
     assert {t["name"]: t["data"] for t in v2_response["outputs"]}["y"] == [3, 7]
+
+
+def test_batch_items_are_what_the_sdk_makes_of_the_event() -> None:
+    """Batch mode writes ``Event.structured()`` directly: the SDK's own dict of the same
+    event is equal, so nothing is lost by skipping its objects."""
+    origin = Origin("fraud", "ml", "predictor", "r1", "http://pod/")
+    record = Record(
+        "id-1",
+        1.5e9,
+        1.5e9 + 0.25,
+        "grpc",
+        [Tensor("x", "FP32", np.array([[1.5, 2.0]], dtype=np.float32))],
+        [Tensor("y", "BYTES", np.array([b"yes"], dtype=object))],
+        subject="alice",
+    )
+    events = record_events(record, origin, "fraud", "all", frozenset())
+    assert [e.attributes["type"].rsplit(".", 1)[1] for e in events] == ["request", "response"]
+    for event in events:
+        assert to_dict(cloud_event(event)) == event.structured()
+    assert events[0].attributes["subject"] == "alice"
+    assert events[0].attributes["time"] == "2017-07-14T02:40:00Z"
+    expected = {"name": "y", "datatype": "BYTES", "shape": [1], "data": ["yes"]}
+    assert events[1].data["outputs"] == [expected]
 
 
 def test_http_batch_mode_and_extra_headers(model_dir: Path, tmp_path: Path) -> None:

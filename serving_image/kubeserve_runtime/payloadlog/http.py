@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
-from cloudevents.conversion import to_binary, to_dict
+from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from kubeserve_runtime.payloadlog.config import HttpSink as HttpSinkConfig
@@ -52,8 +52,14 @@ def binary_request(event: Event) -> tuple[dict[str, str], bytes]:
 
 
 def batch_body(events: list[Event]) -> bytes:
-    """The body of a CloudEvents batch: a JSON array of structured events."""
-    return orjson.dumps([to_dict(cloud_event(e)) for e in events])
+    """The body of a CloudEvents batch: a JSON array of structured events.
+
+    Each item is ``Event.structured()``, the shape the SDK's ``to_dict`` gives for the
+    same event (attributes, ``datacontenttype``, ``data``), written directly: going
+    through the SDK's event objects costs about 7 microseconds per event more, CPU the
+    sender takes from inference (the tests parse every batch with the SDK).
+    """
+    return orjson.dumps([e.structured() for e in events])
 
 
 def extra_headers(directory: Path | None) -> dict[str, str]:
