@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import numpy as np
 import pytest
@@ -25,6 +24,8 @@ from moto.server import ThreadedMotoServer
 from kubeserve_runtime.payloadlog.event import Origin, Record, record_events
 from kubeserve_runtime.payloadlog.http import cloud_event
 from kubeserve_runtime.payloads import Tensor
+from kubeserve_runtime.storage import s3 as storage_s3
+from kubeserve_runtime.storage.options import DownloadOptions
 from kubeserve_runtime.testing import CloudEventsReceiver, RuntimeProcess, free_port, wait_until
 
 HANDLER = """
@@ -230,14 +231,9 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def s3_client(url: str) -> Any:
-    """A boto3 client for the test server."""
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=url,
-        region_name=S3_CREDENTIALS["AWS_REGION"],
-        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    """A boto3 client for the test server (built as the runtime builds its own)."""
+    options = DownloadOptions(config={**S3_CREDENTIALS, "AWS_ENDPOINT_URL": url})
+    return storage_s3.s3_client(storage_s3.s3_config(options))
 
 
 def objects(client: Any, prefix: str) -> list[str]:
