@@ -73,6 +73,18 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def run_header(
+    script: str, argv: list[str] | None, machine_before: dict[str, Any]
+) -> dict[str, Any]:
+    """The first keys of a results file: when, the command, the machine before and after."""
+    return {
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": f"python bench/{script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_before,
+        "load_average_at_end": machine_info()["load_average_1_5_15"],
+    }
+
+
 def kubeserve_bin() -> Path:
     """The kubeserve-runtime script next to this interpreter, checked for `serve`."""
     path = Path(sys.executable).parent / "kubeserve-runtime"
@@ -170,11 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     floor_rows = report.floors(results, predict)
     data: dict[str, Any] = {
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python bench/runtime.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_before,
-        "load_average_at_end": machine_info()["load_average_1_5_15"],
+        **run_header("runtime.py", argv, machine_before),
         "config": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,

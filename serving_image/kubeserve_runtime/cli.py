@@ -26,7 +26,6 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--model-dir", "model_dir", Path),
     ("--model-name", "model_name", str),
     ("--model-version", "model_version", str),
-    ("--variant", "variant", str),
     ("--format", "model_format", str),
     ("--host", "host", str),
     ("--http-port", "http_port", int),
@@ -66,6 +65,9 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--feedback-max-values", "feedback_max_values", int),
     ("--feedback-max-classes", "feedback_max_classes", int),
     ("--feedback-seen-capacity", "feedback_seen_capacity", int),
+    ("--namespace", "namespace", str),
+    ("--component", "component", str),
+    ("--payload-logger", "payload_logger", str),
 ]
 
 

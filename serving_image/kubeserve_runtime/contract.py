@@ -107,10 +107,12 @@ ENV_AUTH_ALLOW: Final = env_name("auth_allow")
 ENV_AUTH_REQUIRED_CLAIMS: Final = env_name("auth_required_claims")
 ENV_SHUTDOWN_DELAY_SECONDS: Final = env_name("shutdown_delay_seconds")
 ENV_DRAIN_TIMEOUT_SECONDS: Final = env_name("drain_timeout_seconds")
-ENV_VARIANT: Final = env_name("variant")
 ENV_FEEDBACK_KEY_FILE: Final = env_name("feedback_key_file")
 ENV_FEEDBACK_TOKEN_TTL_SECONDS: Final = env_name("feedback_token_ttl_seconds")
 ENV_FEEDBACK_TASK: Final = env_name("feedback_task")
+ENV_NAMESPACE: Final = env_name("namespace")
+ENV_COMPONENT: Final = env_name("component")
+ENV_PAYLOAD_LOGGER: Final = env_name("payload_logger")
 
 # Read by ``kubeserve-runtime download`` (kubeserve_runtime.storage).
 ENV_MAX_MODEL_BYTES: Final = env_name("max_model_bytes")

@@ -4,6 +4,9 @@ It owns the loaded model, the input validator, the scheduler (direct or batching
 metrics and the drift monitor. Transports decode wire formats into ``InferRequest``,
 call ``infer`` / ``predict_v1`` / the metadata methods, encode the result, and report
 the outcome with ``record``. Every failure is a ``ServingError`` with its status.
+When a payload logger is configured, each successful prediction it samples is handed
+to it as a ``payloadlog.Record`` (references to the tensors and a non-blocking enqueue
+per sink; encoding and delivery happen on the sinks' threads).
 
 A response to a request without an ``id`` gets a random version-4 UUID drawn from
 ``random.getrandbits``: request ids need to be unique, not unpredictable, and
@@ -25,7 +28,7 @@ import logging
 import uuid
 from concurrent.futures import Executor
 from random import getrandbits
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
 import numpy as np
@@ -45,6 +48,8 @@ from kubeserve_runtime.identity import current_subject
 from kubeserve_runtime.logs import RequestLog
 from kubeserve_runtime.metrics import DriftMonitor, ReferenceProfile, RuntimeMetrics
 from kubeserve_runtime.models import Model, load_model
+from kubeserve_runtime.payloadlog.event import Origin, Record
+from kubeserve_runtime.payloadlog.logger import PayloadLogger, pod_source
 from kubeserve_runtime.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
 from kubeserve_runtime.schema import InputValidator, TensorSpec
 from kubeserve_runtime.settings import RuntimeSettings
@@ -77,6 +82,7 @@ class DataPlane:
         self._input_specs: list[TensorSpec] = []
         self.draining = False
         self.feedback = FeedbackService.from_settings(settings, metrics.registry)
+        self.payloads = payload_logger(settings, metrics)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -137,6 +143,8 @@ class DataPlane:
         """Finish queued inference, for at most ``drain_timeout_seconds``."""
         if self._scheduler is not None:
             await self._scheduler.close(self.settings.drain_timeout_seconds)
+        if self.payloads is not None:
+            await asyncio.to_thread(self.payloads.close)
 
     # -- metadata --------------------------------------------------------------------
 
@@ -225,8 +233,13 @@ class DataPlane:
             return InvalidInput(f"the model could not process this input ({where})")
         return InferenceFailed(f"the model failed on this request ({where})")
 
-    async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
-        """Validate, schedule and run one inference request."""
+    async def infer(
+        self, name: str, version: str | None, request: InferRequest, protocol: str = "v2"
+    ) -> InferResponse:
+        """Validate, schedule and run one inference request (``protocol``: v1, v2 or grpc,
+        for payload logs)."""
+        payloads = self.payloads
+        received = time() if payloads is not None else 0.0
         self.resolve(name, version)
         self._require_model()
         assert self._validator is not None
@@ -257,6 +270,12 @@ class DataPlane:
                 response.parameters[contract.FEEDBACK_PARAMETER] = token
         if self.log.sampled(200):
             self.log.prediction(self.name, response.id, request.inputs, outputs)
+        if payloads is not None and payloads.sampled():
+            payloads.log(
+                Record(
+                    request_id, received, time(), protocol, request.inputs, outputs, request.subject
+                )
+            )
         return response
 
     async def predict_v1(self, name: str, body: Any) -> tuple[dict[str, Any], str | None]:
@@ -272,7 +291,7 @@ class DataPlane:
         if not isinstance(instances, list) or not instances:
             raise InvalidInput("'instances' must be a non-empty list")
         tensors = self._v1_tensors(instances)
-        response = await self.infer(name, None, InferRequest(inputs=tensors))
+        response = await self.infer(name, None, InferRequest(inputs=tensors), "v1")
         token = response.parameters.get(contract.FEEDBACK_PARAMETER)
         values = [_plain(t) for t in response.outputs]
         if len(values) == 1:
@@ -306,6 +325,20 @@ class DataPlane:
             return [_v1_tensor(k, [i[k] for i in instances], specs.get(k)) for k in keys]
         spec = self._input_specs[0] if len(self._input_specs) == 1 else None
         return [_v1_tensor(spec.name if spec else "input-0", instances, spec)]
+
+
+def payload_logger(settings: RuntimeSettings, metrics: RuntimeMetrics) -> PayloadLogger | None:
+    """The payload logger the settings ask for (its sender threads start now), or None."""
+    if settings.payload_logger is None:
+        return None
+    origin = Origin(
+        isvc=settings.model_name,
+        namespace=settings.namespace,
+        variant=settings.component,
+        revision=settings.model_version or "",
+        source=pod_source(),
+    )
+    return PayloadLogger(settings.payload_logger, origin, settings.model_name, metrics.registry)
 
 
 def new_request_id() -> str:

@@ -47,6 +47,8 @@ class InferRequest:
     id: str = ""
     parameters: Parameters = field(default_factory=dict)
     outputs: list[RequestedOutput] | None = None
+    subject: str | None = None
+    """The authenticated caller, when a transport knows one; payload logs carry it."""
 
 
 @dataclass(slots=True)

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubeserve_runtime import contract
+from kubeserve_runtime.payloadlog.config import LoggerConfig
 from kubeserve_runtime.schema import InputSchema
 
 
@@ -58,9 +59,6 @@ class RuntimeSettings(BaseSettings):
         description="name the model is served under",
     )
     model_version: str | None = Field(None, description="model version / revision")
-    variant: str | None = Field(
-        None, description="the A/B variant (component) this replica serves, in feedback tokens"
-    )
     model_format: ModelFormat | None = Field(
         None, description="onnx|sklearn|xgboost|lightgbm|pytorch|custom; detected when unset"
     )
@@ -183,6 +181,15 @@ class RuntimeSettings(BaseSettings):
     feedback_seen_capacity: int = Field(
         100_000, ge=1, description="token ids remembered per replica to refuse duplicates"
     )
+    namespace: str = Field("", description="namespace of the InferenceService (payload logs)")
+    component: str = Field(
+        "predictor",
+        min_length=1,
+        description="predictor or the A/B variant's name (payload logs, feedback)",
+    )
+    payload_logger: LoggerConfig | None = Field(
+        None, description="payload logging (spec.predictor.logger) as JSON; unset = off"
+    )
 
     @property
     def inflight_bytes_limit(self) -> int:
@@ -248,23 +255,24 @@ class RuntimeSettings(BaseSettings):
                 raise ValueError(f"auth_required_claims is not a JSON object: {exc}") from exc
         return value
 
-    @field_validator("input_schema", mode="before")
+    @field_validator("input_schema", "payload_logger", mode="before")
     @classmethod
-    def _parse_schema(cls, value: Any) -> Any:
-        """Accept the inputSchema as a JSON string (flag or env) or as a mapping."""
+    def _parse_json(cls, value: Any, info: ValidationInfo) -> Any:
+        """Accept inputSchema and the payload logger as JSON strings (flag or env) or
+        as mappings."""
         if isinstance(value, str | bytes):
             if not value.strip():
                 return None
             try:
                 return orjson.loads(value)
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"inputSchema is not valid JSON: {exc}") from exc
+                what = {"input_schema": "inputSchema"}.get(str(info.field_name), "payloadLogger")
+                raise ValueError(f"{what} is not valid JSON: {exc}") from exc
         return value
 
     @field_validator(
         "model_version",
         "model_format",
-        "variant",
         "auth_mode",
         "auth_audience",
         "auth_issuer",

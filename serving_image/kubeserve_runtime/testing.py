@@ -4,6 +4,10 @@
 same entry point the image runs), waits until ``/v2/health/ready`` answers 200 and stops
 it with SIGINT (a drain without the shutdown delay; ``signal`` sends SIGTERM for tests
 of the delay). Its log goes to a file so a chatty server never blocks on a pipe.
+
+``CloudEventsReceiver`` is a real payload-log receiver process: it parses every POST
+with the ``cloudevents`` SDK (binary, structured or batch mode) and appends one JSON
+line per event (its attributes, data and the request's headers) to a file.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -69,6 +73,91 @@ class GatedModel:
     def open(self) -> None:
         """Let every waiting call (and every later one) through."""
         self._gate.touch()
+
+
+CLOUDEVENTS_RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Lock
+
+import orjson
+from cloudevents.conversion import to_dict
+from cloudevents.http import from_dict, from_http
+
+OUT = open(sys.argv[2], "ab", buffering=0)
+LOCK = Lock()
+BATCH = "application/cloudevents-batch+json"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if headers.get("content-type", "").startswith(BATCH):
+            mode, events = "batch", [from_dict(item) for item in orjson.loads(body)]
+        else:
+            event = from_http(headers, body)
+            mode = "structured" if "ce-id" not in headers else "binary"
+            events = [event]
+        lines = b"".join(
+            orjson.dumps({"mode": mode, "headers": headers, "event": to_dict(e)}) + b"\\n"
+            for e in events
+        )
+        with LOCK:
+            OUT.write(lines)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver).serve_forever()
+"""
+
+
+class CloudEventsReceiver:
+    """A CloudEvents HTTP receiver subprocess on a free loopback port (see the module doc)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.path = folder / f"events-{self.port}.jsonl"
+        self.path.touch()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL a payload logger posts to."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event received so far: ``{"mode", "headers", "event"}`` each."""
+        import orjson
+
+        lines = self.path.read_bytes().splitlines()
+        return [orjson.loads(line) for line in lines if line.strip()]
+
+    def __enter__(self) -> Self:
+        argv = [sys.executable, "-c", CLOUDEVENTS_RECEIVER, str(self.port), str(self.path)]
+        self.process = subprocess.Popen(argv)
+
+        def listening() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the receiver exited with {self.process.returncode}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(listening, "the CloudEvents receiver listens")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
 
 
 def wait_until(

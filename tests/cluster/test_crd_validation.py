@@ -27,6 +27,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
 
 SetPath = Callable[[dict[str, Any], str, Any], dict[str, Any]]
 """The `set_path` fixture (tests/conftest.py): a copy with one dotted path set."""
+LOGGER = "spec.predictor.logger"
 
 
 def create(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +73,17 @@ def test_valid_inferenceservice_is_stored_as_written(
         ("spec.predictor.containers", [{"image": "x"}], "set exactly one of model"),
         ("spec.predictor.model.storageUri", "ftp://x", "spec.predictor.model.storageUri"),
         ("metadata.name", "x" * 39, "metadata.name must be a DNS label of at most 38"),
+        (f"{LOGGER}.sampleRate", 1.5, "should be less than or equal to 1"),
+        (f"{LOGGER}.sinks", [], "logger.sinks needs at least one sink: http, s3 or stdout"),
+        (LOGGER, {"mode": "all"}, "logger.sinks needs at least one sink"),
+        (f"{LOGGER}.sinks.2", {}, "each logger sink sets exactly one of http, s3 or stdout"),
+        (
+            f"{LOGGER}.sinks.2",
+            {"stdout": {}, "http": {"url": "http://x"}},
+            "each logger sink sets exactly one of http, s3 or stdout",
+        ),
+        (f"{LOGGER}.sinks.1.s3.serverSideEncryption", "AES256", "kmsKeyId needs"),
+        ("spec.variants.0.predictor.logger", {"sinks": [{"stdout": {}}]}, "logger needs model"),
     ],
 )
 def test_invalid_specs_are_refused_with_readable_messages(

@@ -53,7 +53,7 @@ def _replica(
         name,
         "--model-version",
         revision,
-        "--variant",
+        "--component",
         variant,
         "--feedback-key-file",
         str(key),

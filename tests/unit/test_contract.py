@@ -145,6 +145,7 @@ def test_every_runtime_variable_the_operator_renders_is_a_runtime_setting(
         contract.ENV_AUTH_CA_FILE,
         contract.ENV_AUTH_JWKS_URL,
         contract.ENV_AUTH_DISCOVERY_URL,
+        contract.ENV_PAYLOAD_LOGGER,
     } <= rendered
 
 

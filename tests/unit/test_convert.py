@@ -126,10 +126,19 @@ def test_raw_deployment_hpa_annotations_set_metric_and_target() -> None:
     assert predictor["maxReplicas"] == 4
 
 
-def test_transformer_explainer_and_logger_are_reported_with_the_alternative() -> None:
+def test_transformer_and_explainer_are_reported_with_the_alternative() -> None:
     assert "custom handler" in reasons(converted("transformer")[1])["spec.transformer"]
     assert "explainer" in reasons(converted("explainer")[1])["spec.explainer"]
-    assert "no payload logger" in reasons(converted("logger")[1])["spec.predictor.logger"]
+
+
+def test_logger_url_and_mode_become_an_http_sink() -> None:
+    """KServe's logger becomes one http sink with the same mode (same CloudEvents)."""
+    result, conversion = converted("logger")
+    assert result["spec"]["predictor"]["logger"] == {
+        "mode": "all",
+        "sinks": [{"http": {"url": "http://message-dumper.default/"}}],
+    }
+    assert not [n for n in conversion.notes if n.outcome == "dropped"]
 
 
 def test_old_framework_form_and_protocols() -> None:

@@ -80,7 +80,7 @@ def test_feedback_key_file_replaces_the_secret_mount() -> None:
     key = Path("/keys/feedback")
     env = settings.runtime_env(main, Path("/m"), Ports(1, 2, 3), "127.0.0.1", None, {}, key)
     assert env["KUBESERVE_FEEDBACK_KEY_FILE"] == str(key)
-    assert env["KUBESERVE_VARIANT"] == main.component
+    assert env["KUBESERVE_COMPONENT"] == main.component
 
 
 def test_download_uses_the_initializer_arguments_with_the_local_uri() -> None:

@@ -11,6 +11,7 @@ applies them when it parses an object.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -436,6 +437,130 @@ class TopologySpreadConstraint(ApiModel):
     )
 
 
+# --------------------------------------------------------------------------- payload logger
+
+LoggerMode = Literal["all", "request", "response"]
+SseAlgorithm = Literal["AES256", "aws:kms", "aws:kms:dsse"]
+MAX_LOG_SINKS = 8
+LOG_SINK_KINDS = ("http", "s3", "stdout")
+
+
+class HttpLogSink(ApiModel):
+    """CloudEvents over HTTP, header-compatible with KServe's payload logger."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://.+$", max_length=2048)] = Field(
+        description="Receiver URL (http:// or https://; https uses the image's trust store)."
+    )
+    batch_size: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Events per POST. 1 (default): CloudEvents binary mode, one event per "
+        "POST with `ce-*` headers, as KServe sends them; more: CloudEvents batch mode "
+        "(`application/cloudevents-batch+json`), far cheaper per event.",
+    )
+    headers_secret_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="Secret whose keys are header names and values the header values, "
+        "sent with every POST (e.g. an API key); mounted into the runtime as files.",
+    )
+
+
+class S3LogSink(ApiModel):
+    """JSON Lines objects on S3 or an S3-compatible store."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.kmsKeyId) || "
+            "(has(self.serverSideEncryption) && self.serverSideEncryption.startsWith('aws:kms'))",
+            message="kmsKeyId needs serverSideEncryption aws:kms or aws:kms:dsse",
+            check=lambda s: (
+                s.kms_key_id is None or (s.server_side_encryption or "").startswith("aws:kms")
+            ),
+        ),
+    )
+
+    uri: Annotated[str, StringConstraints(pattern=r"^s3://[^/]+(/.*)?$", max_length=1024)] = Field(
+        description="s3://bucket/prefix; objects go to "
+        "<prefix>/<namespace>/<name>/<revision>/<YYYY-MM-DD>/. Credentials and endpoint "
+        "come from the runtime container's environment (AWS_* variables, e.g. from "
+        "model.env with secretKeyRef, or the pod's cloud identity)."
+    )
+    max_events: int = Field(
+        default=1000, ge=1, le=100000, description="Most events in one object; default 1000."
+    )
+    flush_interval_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="Longest an event waits before its object is written; default 10.",
+    )
+    server_side_encryption: SseAlgorithm | None = Field(
+        default=None,
+        description="Passed to PutObject as ServerSideEncryption: AES256, aws:kms or "
+        "aws:kms:dsse; unset = the bucket's default.",
+    )
+    kms_key_id: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = Field(
+        default=None, description="Passed to PutObject as SSEKMSKeyId (with aws:kms)."
+    )
+
+
+class StdoutLogSink(ApiModel):
+    """JSON lines on the runtime's stdout, for the cluster's log pipeline."""
+
+
+class LogSink(ApiModel):
+    """Where payload events go: exactly one of http, s3 or stdout."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=" + ".join(f"(has(self.{k}) ? 1 : 0)" for k in LOG_SINK_KINDS) + " == 1",
+            message="each logger sink sets exactly one of http, s3 or stdout",
+            check=lambda s: sum(getattr(s, k) is not None for k in LOG_SINK_KINDS) == 1,
+        ),
+    )
+
+    http: HttpLogSink | None = Field(default=None, description="CloudEvents over HTTP.")
+    s3: S3LogSink | None = Field(default=None, description="JSON Lines objects on S3.")
+    stdout: StdoutLogSink | None = Field(default=None, description="JSON lines on stdout.")
+
+
+class Logger(ApiModel):
+    """Payload logging: requests and responses (inputs, outputs, timestamps, revision,
+    variant, request id) as CloudEvents, sent by the runtime itself (no sidecar)."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.sinks) && size(self.sinks) > 0",
+            message="logger.sinks needs at least one sink: http, s3 or stdout",
+            check=lambda s: bool(s.sinks),
+        ),
+    )
+
+    mode: LoggerMode = Field(
+        default="all", description="What to log: all (default), request or response."
+    )
+    sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of predictions logged, 0 to 1; default 1 (every one).",
+    )
+    redact: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Input and output tensor names whose data is replaced by `REDACTED` "
+        "(name, datatype and shape are kept).",
+    )
+    sinks: list[LogSink] | None = Field(
+        default=None,
+        max_length=MAX_LOG_SINKS,
+        description="Where events go (at least one). Delivery never slows inference: "
+        "each sink has a bounded queue; when a sink is down its events are dropped and "
+        "counted in kubeserve_payload_events_dropped_total.",
+    )
+
+
 def _spread_key(c: TopologySpreadConstraint) -> tuple[str, str]:
     """What Kubernetes requires unique among a pod's spread constraints."""
     return c.topology_key, c.when_unsatisfiable
@@ -450,6 +575,12 @@ class Predictor(ApiModel):
             message="set exactly one of model (with a storageUri) or containers "
             "(a custom serving container)",
             check=lambda s: (s.model is None) != (s.containers is None),
+        ),
+        Rule(
+            cel="!has(self.logger) || has(self.model)",
+            message="logger needs model (the bundled runtime logs payloads); a custom "
+            "container logs its own",
+            check=lambda s: s.logger is None or s.model is not None,
         ),
         Rule(
             cel="!has(self.maxReplicas) || "
@@ -540,6 +671,11 @@ class Predictor(ApiModel):
         "deregister slowly. The pod's termination grace period covers delay and drain. "
         f"Default {DEFAULT_SHUTDOWN_DELAY_SECONDS}; the bundled runtime only (a custom "
         "container handles SIGTERM itself).",
+    )
+    logger: Logger | None = Field(
+        default=None,
+        description="Payload logging by the bundled runtime (needs `model`). A variant "
+        "without its own logger inherits the main predictor's.",
     )
 
     @property
@@ -727,6 +863,19 @@ class Variant(ApiModel):
         default=None, description="Header match that routes requests to this variant."
     )
     predictor: Predictor = Field(description="The variant's predictor.")
+
+
+def variant_predictor(variant: Mapping[str, Any], main: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A variant's raw predictor spec with what it inherits from the main predictor.
+
+    Only ``logger`` is inherited, only by a variant served by the bundled runtime
+    (``model``), and only when the variant sets none. The result is the
+    variant's effective spec: its revision hash and its pods both follow it, so changing
+    the main predictor's logger rolls the variants that inherit it.
+    """
+    if "logger" in variant or "logger" not in main or "model" not in variant:
+        return variant
+    return {**variant, "logger": main["logger"]}
 
 
 class Mirror(ApiModel):

@@ -34,7 +34,7 @@ oversized model fails with a message instead of an eviction; /tmp a fixed 1Gi.
   /var/run/secrets/kubeserve/feedback in the runtime container of every revision and
   variant (one key, so any replica verifies any other's tokens); the runtime reads it
   through ``KUBESERVE_FEEDBACK_KEY_FILE`` and learns its component from
-  ``KUBESERVE_VARIANT``. The operator names the Secret and never reads it.
+  ``KUBESERVE_COMPONENT``. The operator names the Secret and never reads it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from kubeserve.api.v1alpha1 import (
     canonical_size,
     size_bytes,
 )
+from kubeserve.builders.payloadlog import LoggerParts, logger_parts
 from kubeserve.config import OperatorConfig
 from kubeserve_runtime import contract
 from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_DIR, PVC_ROOT
@@ -236,6 +237,7 @@ def _runtime_env(
     model: Model,
     auth: Auth | None,
     feedback: FeedbackContext | None,
+    logger_env: dict[str, str],
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
@@ -259,12 +261,13 @@ def _runtime_env(
     if auth is not None:
         env.update(auth_env(auth))
     if feedback is not None:
-        env[contract.ENV_VARIANT] = feedback.component
+        env[contract.ENV_COMPONENT] = feedback.component
         env[contract.ENV_FEEDBACK_KEY_FILE] = (
             f"{contract.FEEDBACK_KEY_DIR}/{contract.FEEDBACK_SECRET_KEY}"
         )
         env[contract.ENV_FEEDBACK_TOKEN_TTL_SECONDS] = str(feedback.spec.token_ttl_seconds)
         env[contract.ENV_FEEDBACK_TASK] = feedback.spec.task
+    env.update(logger_env)
     return env
 
 
@@ -284,9 +287,10 @@ def _model_containers(
     auth: Auth | None,
     feedback: FeedbackContext | None,
     config: OperatorConfig,
+    logger: LoggerParts,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
-    volumes: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = list(logger.volumes)
     init_mounts = _base_mounts()
     runtime_mounts = _base_mounts()
     init_env: list[dict[str, Any]] = [
@@ -337,6 +341,7 @@ def _model_containers(
         runtime_mounts.append(
             {"name": "feedback", "mountPath": contract.FEEDBACK_KEY_DIR, "readOnly": True}
         )
+    runtime_mounts += logger.mounts
     initializer = {
         "name": INITIALIZER_CONTAINER,
         "image": config.initializer_image,
@@ -355,7 +360,7 @@ def _model_containers(
         "command": [contract.RUNTIME_COMMAND],
         "args": [contract.SERVE],
         "env": _env(
-            _runtime_env(isvc_name, revision, predictor, model, auth, feedback),
+            _runtime_env(isvc_name, revision, predictor, model, auth, feedback, logger.env),
             model.env,
         ),
         "ports": _ports(),
@@ -406,10 +411,14 @@ def pod_template(
     selector: dict[str, str],
     config: OperatorConfig,
     feedback: FeedbackContext | None = None,
+    *,
+    namespace: str,
+    component: str,
 ) -> dict[str, Any]:
     """Return the Deployment's pod template for one revision of one predictor.
 
-    `selector` selects exactly this revision's pods (the spread constraints count them).
+    `selector` selects exactly this revision's pods (the spread constraints count them);
+    `namespace` and `component` (predictor or the variant) name the payload logs' origin.
     `feedback` (spec.feedback and the component) mounts the key Secret into the bundled
     runtime; custom containers get no key (they are not the runtime).
     """
@@ -424,7 +433,14 @@ def pod_template(
     init_containers: list[dict[str, Any]] = []
     if predictor.model is not None:
         init_containers, containers, extra = _model_containers(
-            isvc_name, revision, predictor, predictor.model, auth, feedback, config
+            isvc_name,
+            revision,
+            predictor,
+            predictor.model,
+            auth,
+            feedback,
+            config,
+            logger_parts(predictor.logger, namespace, component),
         )
         volumes += extra
     else:

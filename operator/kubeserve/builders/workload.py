@@ -70,6 +70,8 @@ def deployment(
                 dict(selector),
                 config,
                 feedback,
+                namespace=isvc.metadata.namespace,
+                component=workload.component,
             ),
         }
     )

@@ -4,8 +4,9 @@ Limits first: only the predictor is converted. Transformers, explainers and
 InferenceGraphs have no kubeserve equivalent; Knative settings do not apply (kubeserve
 runs plain Deployments with an HPA, like KServe's RawDeployment mode); the bundled
 runtime serves onnx, sklearn, xgboost, lightgbm and TorchScript, so other formats
-(tensorflow, triton, huggingface, ...) cannot be converted as models. The payload logger
-is reported, not converted: kubeserve's v1alpha1 API has no logger yet. Every field that
+(tensorflow, triton, huggingface, ...) cannot be converted as models. The payload
+logger's ``url`` and ``mode`` become ``logger`` with one http sink (the same CloudEvents
+headers, so the consumer keeps working); its other settings are reported. Every field that
 is not carried over is reported with the reason; so are fields this converter does not
 know (a newer KServe's), through :meth:`Ledger.unaccounted`.
 
@@ -14,7 +15,8 @@ model format and version (``model.modelFormat`` or the older ``predictor.<framew
 form), storageUri, protocolVersion, resources, env; min/max replicas, scale metric and
 target (also from Knative/KServe autoscaling annotations when the predictor leaves them
 unset), serviceAccountName, nodeSelector, tolerations, topology spread; batcher;
-canaryTrafficPercent (to ``spec.rollout``); a custom container.
+canaryTrafficPercent (to ``spec.rollout``); a custom container; the payload logger
+(``url``, ``mode``).
 
 The result is checked with kubeserve's own models (the API server's rules); a result
 that fails them is returned as errors, never as YAML that the cluster would refuse.
@@ -82,8 +84,6 @@ RUNTIME_CONTAINER = (
 )
 
 COMPONENT_REASONS = {
-    "logger": "kubeserve's v1alpha1 API has no payload logger yet (spec.logger is planned); "
-    "until then use the runtime's Prometheus metrics or a mirror variant",
     "containerConcurrency": "kubeserve has no hard per-pod request limit; scaleMetric "
     "concurrency with scaleTarget scales on in-flight requests instead",
     "timeout": "kubeserve sets no per-request timeout; set one on your Gateway's HTTPRoute "
@@ -329,10 +329,47 @@ def _predictor(
         rollout["canaryTrafficPercent"] = ledger.take(
             (*base, "canaryTrafficPercent"), "spec.rollout.canaryTrafficPercent"
         )
+    if ledger.has((*base, "logger")):
+        logger = _logger(ledger, (*base, "logger"), "model" in predictor)
+        if logger is not None:
+            predictor["logger"] = logger
     for key, reason in COMPONENT_REASONS.items():
         if ledger.has((*base, key)):
             ledger.drop((*base, key), reason)
     return predictor, rollout
+
+
+LOGGER_MODES = ("all", "request", "response")
+
+
+def _logger(ledger: Ledger, base: Path, has_model: bool) -> dict[str, Any] | None:
+    """Return kubeserve's ``logger`` from KServe's (``url`` and ``mode``), or None."""
+    if not has_model:
+        ledger.drop(base, "kubeserve's runtime logs payloads; a custom container logs its own")
+        return None
+    url = ledger.get((*base, "url"))
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        ledger.drop(
+            base,
+            "no http(s) url: KServe would send to its configured default; name the "
+            "receiver in logger.sinks",
+        )
+        return None
+    target = "spec.predictor.logger"
+    logger: dict[str, Any] = {
+        "sinks": [{"http": {"url": ledger.take((*base, "url"), f"{target}.sinks[0].http.url")}}]
+    }
+    mode = ledger.get((*base, "mode"))
+    if mode in LOGGER_MODES:
+        logger["mode"] = ledger.take((*base, "mode"), f"{target}.mode")
+    elif ledger.has((*base, "mode")):
+        ledger.drop((*base, "mode"), f"kubeserve logs {', '.join(LOGGER_MODES)}; all is used")
+    if ledger.has((*base, "metadataHeaders")):
+        ledger.drop(
+            (*base, "metadataHeaders"),
+            "kubeserve's events carry no request headers (ce-metadata is not sent)",
+        )
+    return logger
 
 
 def _model(ledger: Ledger, base: Path, framework: str | None) -> dict[str, Any]:

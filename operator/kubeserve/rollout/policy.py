@@ -198,7 +198,7 @@ class Policy:
                         for k, val in (v.get("match") or {}).get("headers", {}).items()
                     )
                 ),
-                predictor=v["predictor"],
+                predictor=api.variant_predictor(v["predictor"], spec["predictor"]),
             )
             for v in spec.get("variants") or ()
         )

@@ -78,7 +78,7 @@ class FeedbackService:
     ) -> None:
         self._model = settings.model_name
         self._revision = settings.model_version or ""
-        self._variant = settings.variant or ""
+        self._variant = settings.component
         self._task = settings.feedback_task
         self._ttl = settings.feedback_token_ttl_seconds
         self._max_values = settings.feedback_max_values

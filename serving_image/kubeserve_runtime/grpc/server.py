@@ -262,7 +262,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             version = request.model_version or None
             self._plane.resolve(request.model_name, version)
             decoded = decode_request(request)
-            result = await self._plane.infer(request.model_name, version, decoded)
+            result = await self._plane.infer(request.model_name, version, decoded, "grpc")
             token = result.parameters.get(FEEDBACK_PARAMETER)
             if token is not None:
                 await context.send_initial_metadata(((FEEDBACK_HEADER, token),))

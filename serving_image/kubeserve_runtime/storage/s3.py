@@ -58,7 +58,7 @@ def s3_config(options: DownloadOptions) -> S3Config:
     )
 
 
-def _client(config: S3Config) -> Any:
+def s3_client(config: S3Config) -> Any:
     """Create a boto3 S3 client for the configuration."""
     import boto3
     from botocore import UNSIGNED
@@ -92,7 +92,7 @@ def fetch(source: SourceURI, staging: Path, options: DownloadOptions, quota: Quo
     config = s3_config(options)
     bucket, key = source.netloc, source.key
     try:
-        client = _client(config)
+        client = s3_client(config)
 
         def fetch_one(object_key: str, target: Path, size: int) -> None:
             quota.charge(size, f"{object_key} ({size} bytes)")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeserve.api.v1alpha1 import InferenceService
+from kubeserve.api.v1alpha1 import InferenceService, variant_predictor
 from kubeserve.builders import MissingRevisionError, RouteUnsupported, build_children, url
 from kubeserve.builders.route import http_route, nginx_ingresses
 from kubeserve.config import OperatorConfig
@@ -72,7 +72,8 @@ def fraud_case(
 
 
 def reco_case() -> tuple[dict[str, Any], TrafficPlan, Predictors, OperatorConfig]:
-    """A/B: a weighted, header-matched custom-container variant and a mirrored shadow."""
+    """A/B: a weighted, header-matched custom-container variant and a mirrored shadow
+    that inherits the main predictor's payload logger (as the rollout policy passes it)."""
     obj = load("reco")
     spec = obj["spec"]
     plan = TrafficPlan(
@@ -88,7 +89,9 @@ def reco_case() -> tuple[dict[str, Any], TrafficPlan, Predictors, OperatorConfig
     predictors = {
         ("predictor", "0000aaaa"): spec["predictor"],
         ("b", "0000bbbb"): spec["variants"][0]["predictor"],
-        ("shadow", "0000cccc"): spec["variants"][1]["predictor"],
+        ("shadow", "0000cccc"): variant_predictor(
+            spec["variants"][1]["predictor"], spec["predictor"]
+        ),
     }
     return obj, plan, predictors, OperatorConfig()
 
