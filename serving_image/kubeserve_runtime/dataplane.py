@@ -273,7 +273,13 @@ class DataPlane:
         if payloads is not None and payloads.sampled():
             payloads.log(
                 Record(
-                    request_id, received, time(), protocol, request.inputs, outputs, request.subject
+                    request_id,
+                    received,
+                    time(),
+                    protocol,
+                    request.inputs,
+                    outputs,
+                    request.subject or current_subject(),
                 )
             )
         return response

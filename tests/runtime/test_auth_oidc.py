@@ -8,7 +8,8 @@ missing, expired, misaddressed, unknown-key, forged and algorithm-confused token
 refusal is in the audit log (reason, client, subject when known) and in
 ``kubeserve_auth_refused_total``; the access log names the subject; a key the issuer
 adds later is fetched on its first unknown ``kid``, and unknown ``kid``s within the
-refresh interval cause no fetch at all.
+refresh interval cause no fetch at all. The payload log events of a served request name
+the subject too.
 """
 
 from __future__ import annotations
@@ -65,8 +66,17 @@ def oidc_args(issuer: TestIssuer, *extra: str) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def server(sklearn_dir: Path, issuer: TestIssuer) -> Iterator[RuntimeProcess]:
-    """The iris model in OIDC mode, every request logged, unknown kids refetched at once."""
-    args = oidc_args(issuer, "--auth-jwks-min-refresh-seconds", "0", "--log-sample-rate", "1")
+    """The iris model in OIDC mode, every request logged (access and payload lines),
+    unknown kids refetched at once."""
+    args = oidc_args(
+        issuer,
+        "--auth-jwks-min-refresh-seconds",
+        "0",
+        "--log-sample-rate",
+        "1",
+        "--payload-logger",
+        json.dumps({"sinks": [{"stdout": {}}]}),
+    )
     with RuntimeProcess(sklearn_dir, "iris", *args) as running:
         yield running
 
@@ -112,6 +122,11 @@ def test_allowed_subject_with_the_claim_is_served_and_named_in_the_access_log(
         "the access lines of the served requests",
     )
     assert {e["subject"] for e in access} == {"alice"}
+    payloads = wait_until(
+        lambda: [e["event"] for e in log_lines(server, "kubeserve_runtime.payload")],
+        "the payload events of the served requests",
+    )
+    assert {event["subject"] for event in payloads} == {"alice"}
 
 
 @pytest.mark.parametrize(
