@@ -13,6 +13,13 @@ Cluster fixtures (any test using them is marked ``cluster`` automatically):
 - ``kubectl_binary`` / ``helm_binary`` (session): the cached kubectl and helm binaries
   (built on first use; they need no cluster).
 
+Metrics fixture (no cluster):
+- ``start_prometheus`` (module): ``start_prometheus(targets)`` starts the pinned, real
+  Prometheus on loopback scraping ``targets`` every second, waits for ``/-/ready`` and for
+  every target to be up, and stops it when the module's tests are done. Tests using it
+  are skipped, with the reason, when ``kubeserve cluster build`` has not built it.
+- ``promtool_binary`` (session): the cached promtool (skipped likewise).
+
 When any selected test is marked ``cluster``, missing binaries are built right after
 collection (a cold build takes minutes, longer than one test's timeout allows).
 
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from kubeserve.controller.process import OperatorProcess
+    from kubeserve.devcluster.prometheus import PrometheusServer, Target
 
 FULL_EXAMPLE = Path(__file__).resolve().parent / "unit" / "golden" / "inputs" / "full.yaml"
 """An InferenceService that uses every spec field (unit, CRD and builder tests share it)."""
@@ -173,3 +181,48 @@ def operator_factory(
 def operator(operator_factory: Callable[..., OperatorProcess]) -> OperatorProcess:
     """A running operator watching the test's namespace."""
     return operator_factory()
+
+
+def require_prometheus_built() -> Path:
+    """Return the folder of the cached prometheus and promtool; skip when not built."""
+    from kubeserve.devcluster import build, versions
+
+    folder = build.binary("prometheus").parent
+    if not build.is_built(versions.component("prometheus")):
+        pytest.skip(
+            f"Prometheus {versions.PROMETHEUS_RELEASE} is not built: run `kubeserve cluster "
+            f"build` (it caches prometheus and promtool in {folder})"
+        )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def promtool_binary() -> Path:
+    """Return the cached promtool (skips when ``kubeserve cluster build`` has not run)."""
+    return require_prometheus_built() / "promtool"
+
+
+@pytest.fixture(scope="module")
+def start_prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., PrometheusServer]]:
+    """Yield ``start(targets, rule_files=None)``: a real Prometheus scraping ``targets``
+    every second, ready and with every target up; all are stopped after the module."""
+    from kubeserve.devcluster.prometheus import PrometheusServer
+
+    require_prometheus_built()
+    started: list[PrometheusServer] = []
+
+    def start(targets: list[Target], rule_files: list[Path] | None = None) -> PrometheusServer:
+        folder = tmp_path_factory.mktemp("prometheus")
+        server = PrometheusServer(folder, targets, rule_files=rule_files)
+        started.append(server)
+        server.start()
+        server.wait_targets_up()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

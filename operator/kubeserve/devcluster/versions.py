@@ -46,6 +46,13 @@ ACTIONLINT = "v1.7.12"
 cannot run here. In the default build because it is small: 92 s cold (empty module and
 build caches, 2 shared cores)."""
 
+PROMETHEUS = "v0.316.0"
+"""github.com/prometheus/prometheus: Prometheus 3.16.0 and promtool (the module numbers
+Prometheus 3.Y.Z as v0.3YY.Z; the module's VERSION file says 3.16.0). The tests scrape
+real runtime processes with it and check the chart's rules with ``promtool``. Built
+with ``-tags remove_all_sd`` (only file and HTTP service discovery, no cloud SDKs) and
+without ``builtinassets`` (no web UI); the HTTP API and ``/-/ready`` are all tests use."""
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """Return the published staging-module version (v0.Y.Z) of a Kubernetes v1.Y.Z."""
@@ -53,6 +60,18 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
     if major != "1":
         raise ValueError(f"unsupported Kubernetes version {kubernetes!r}: expected v1.Y.Z")
     return f"v0.{minor}.{patch}"
+
+
+def prometheus_release(module_version: str = PROMETHEUS) -> str:
+    """Return the Prometheus release (X.Y.Z) the Go module version v0.XYY.Z numbers."""
+    major, combined, patch = module_version.lstrip("v").split(".")
+    if major != "0" or len(combined) < 3:
+        raise ValueError(f"unsupported Prometheus module version {module_version!r}")
+    return f"{int(combined) // 100}.{int(combined) % 100}.{patch}"
+
+
+PROMETHEUS_RELEASE = prometheus_release()
+"""The release stamped into ``prometheus --version`` (3.16.0 for v0.316.0)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
     Component("actionlint", ACTIONLINT, ("actionlint",)),
+    Component("prometheus", PROMETHEUS, ("prometheus", "promtool")),
 )
 """Built by ``kubeserve cluster build`` and every test session: the KWOK control plane."""
 
