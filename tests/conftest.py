@@ -4,8 +4,8 @@ Cluster fixtures (any test using them is marked ``cluster`` automatically):
 - ``kubeconfig`` (session): path of an admin kubeconfig for a real control plane. It is
   ``$KUBECONFIG`` when that reaches a ready cluster, otherwise a fresh local control plane
   (``kubeserve.devcluster``) started once per run and stopped at the end. The project's
-  crds/ plus the Gateway API and ServiceMonitor CRDs are installed, and ``KUBECONFIG``
-  is set for the session so in-process clients (kopf, kubernetes) find it too.
+  crds/ plus the Gateway API, ServiceMonitor and PrometheusRule CRDs are installed, and
+  ``KUBECONFIG`` is set for the session so in-process clients (kopf, kubernetes) find it.
 - ``api_client`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
 - ``namespace`` (function): a fresh namespace per test, deleted afterwards.
 - ``operator_factory`` / ``operator`` (function): ``kubeserve run`` subprocesses watching
@@ -19,6 +19,9 @@ Metrics fixture (no cluster):
   every target to be up, and stops it when the module's tests are done. Tests using it
   are skipped, with the reason, when ``kubeserve cluster build`` has not built it.
 - ``promtool_binary`` (session): the cached promtool (skipped likewise).
+- ``chart_prometheus_rule`` / ``chart_rules_file`` (session): the chart's PrometheusRule
+  as the real helm renders it (``metrics.prometheusRule.enabled``), and its groups
+  written as a Prometheus rule file.
 
 When any selected test is marked ``cluster``, missing binaries are built right after
 collection (a cold build takes minutes, longer than one test's timeout allows).
@@ -226,3 +229,32 @@ def start_prometheus(
     finally:
         for server in started:
             server.stop()
+
+
+CHART = Path(__file__).resolve().parents[1]
+PROMETHEUS_RULE_VALUES = {
+    "metrics.prometheusRule.enabled": "true",
+    "metrics.prometheusRule.labels.release": "prom",
+}
+
+
+@pytest.fixture(scope="session")
+def chart_prometheus_rule(helm_binary: Path) -> dict[str, Any]:
+    """The chart's PrometheusRule rendered by helm with PROMETHEUS_RULE_VALUES."""
+    from kubeserve.chart import helm
+
+    text = helm.template(helm_binary, CHART, values=PROMETHEUS_RULE_VALUES)
+    found = [obj for obj in yaml.safe_load_all(text) if obj and obj["kind"] == "PrometheusRule"]
+    assert len(found) == 1, f"expected one PrometheusRule, got {len(found)}"
+    rule: dict[str, Any] = found[0]
+    return rule
+
+
+@pytest.fixture(scope="session")
+def chart_rules_file(
+    chart_prometheus_rule: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The chart's PrometheusRule groups as a Prometheus rule file."""
+    path = tmp_path_factory.mktemp("rules") / "kubeserve-rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": chart_prometheus_rule["spec"]["groups"]}))
+    return path

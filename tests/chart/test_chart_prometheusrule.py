@@ -15,34 +15,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from kubeserve.chart import helm
 
-ENABLED = {
-    "metrics.prometheusRule.enabled": "true",
-    "metrics.prometheusRule.labels.release": "prom",
-}
 POD = 'namespace="ml",model="iris",serving_kubeserve_io_variant="predictor"'
 """Target labels of a runtime pod, plus the runtime's own ``model``."""
-
-
-@pytest.fixture(scope="module")
-def rule(render: Any) -> dict[str, Any]:
-    """The rendered PrometheusRule."""
-    found = [obj for obj in render(ENABLED) if obj["kind"] == "PrometheusRule"]
-    assert len(found) == 1
-    rendered: dict[str, Any] = found[0]
-    return rendered
-
-
-@pytest.fixture(scope="module")
-def rules_file(rule: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The PrometheusRule's groups as a Prometheus rule file."""
-    path = tmp_path_factory.mktemp("rules") / "kubeserve-rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    return path
 
 
 def promtool(binary: Path, *args: str) -> str:
@@ -74,7 +52,8 @@ def test_default_values_render_no_rule(render: Any) -> None:
     assert [obj for obj in render() if obj["kind"] == "PrometheusRule"] == []
 
 
-def test_rule_object_metadata(rule: dict[str, Any]) -> None:
+def test_rule_object_metadata(chart_prometheus_rule: dict[str, Any]) -> None:
+    rule = chart_prometheus_rule
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["metadata"]["namespace"] == helm.NAMESPACE
     assert rule["metadata"]["labels"]["release"] == "prom"
@@ -91,14 +70,14 @@ def test_rule_object_metadata(rule: dict[str, Any]) -> None:
     ]
 
 
-def test_promtool_check_rules(promtool_binary: Path, rules_file: Path) -> None:
-    output = promtool(promtool_binary, "check", "rules", str(rules_file))
+def test_promtool_check_rules(promtool_binary: Path, chart_rules_file: Path) -> None:
+    output = promtool(promtool_binary, "check", "rules", str(chart_rules_file))
     assert "SUCCESS: 8 rules found" in output
 
 
 def test_thresholds_come_from_values(render: Any) -> None:
     custom = {
-        **ENABLED,
+        "metrics.prometheusRule.enabled": "true",
         "metrics.prometheusRule.errorRatio.threshold": "0.2",
         "metrics.prometheusRule.drift.for": "1h",
         "metrics.prometheusRule.latencyP99.severity": "page",
@@ -259,17 +238,19 @@ def unit_tests(rules: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_promtool_test_rules(promtool_binary: Path, rule: dict[str, Any], rules_file: Path) -> None:
+def test_promtool_test_rules(
+    promtool_binary: Path, chart_prometheus_rule: dict[str, Any], chart_rules_file: Path
+) -> None:
     """Which alerts fire on the input series, with which labels and annotations, and
     what the recording rules record."""
-    test_file = rules_file.with_name("kubeserve-rules.test.yaml")
+    test_file = chart_rules_file.with_name("kubeserve-rules.test.yaml")
     test_file.write_text(
         yaml.safe_dump(
             {
-                "rule_files": [rules_file.name],
+                "rule_files": [chart_rules_file.name],
                 "evaluation_interval": "1m",
                 "fuzzy_compare": True,
-                "tests": unit_tests(rules_by_name(rule)),
+                "tests": unit_tests(rules_by_name(chart_prometheus_rule)),
             }
         )
     )

@@ -10,6 +10,10 @@ reading (:func:`read_canary_metrics` with a Prometheus URL) and verdict
 error rate and p99 (a failed check is what rolls a canary back), and the custom-query
 path returns real values, real "no data" and real Prometheus errors.
 
+The chart's PrometheusRule is loaded too (rendered by helm): every recording rule and
+every alert expression returns data from these runtimes, except the one that reads
+kube-state-metrics, which does not run here.
+
 Counting: each series is created by a warm-up request and scraped before the measured
 traffic, so ``increase()`` over the window counts at least every measured request
 (Prometheus' extrapolation only adds to ``last - first``); the verdicts use thresholds far
@@ -19,7 +23,10 @@ from the measured values.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +40,7 @@ from kubeserve.rollout.metrics import read_canary_metrics
 from kubeserve.rollout.observation import MetricsRequest
 from kubeserve.rollout.policy import Analysis, CustomCheck
 from kubeserve.rollout.prometheus import PrometheusClient, PrometheusError
+from kubeserve_runtime.metrics.drift import PROFILE_FILE
 from kubeserve_runtime.testing import RuntimeProcess, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -77,9 +85,15 @@ ERROR_RATIO = (
 """A custom check: the canary's error ratio (0 when it has no error series at all)."""
 
 
+PROFILE = {"input": "x", "features": [{"name": "x", "edges": [0.5], "expected": [0.5, 0.5]}]}
+"""Training saw half its x below 0.5. The healthy canary serves as many x = 0 as x = 1
+(PSI about 0); every x the broken one answers is >= 1 (failed requests are not counted),
+so it drifts (PSI 4.6 > 0.25)."""
+
+
 def body(value: float) -> dict[str, Any]:
     """A v2 inference request with one FP32 value."""
-    return {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [value]}]}
+    return {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [value]}]}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +101,7 @@ def canaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run
     """The healthy and the broken canary, serving the same handler model."""
     model_dir = tmp_path_factory.mktemp("canary-model")
     (model_dir / "handler.py").write_text(HANDLER)
+    (model_dir / PROFILE_FILE).write_text(json.dumps(PROFILE))
     env = {"KUBESERVE_INLINE_INFERENCE_MAX_MS": "0"}  # slow calls never block the loop
     args = (model_dir, NAME, "--model-version")
     with (
@@ -127,9 +142,13 @@ def send(client: httpx.Client, runtime: RuntimeProcess, value: float, times: int
 
 
 @pytest.fixture(scope="module")
-def prometheus(canaries: dict[str, RuntimeProcess], start_prometheus: Any) -> PrometheusServer:
-    """Prometheus scraping both canaries after they served warm-up and measured traffic."""
-    server: PrometheusServer = start_prometheus([target(r, p) for r, p in canaries.items()])
+def prometheus(
+    canaries: dict[str, RuntimeProcess], start_prometheus: Any, chart_rules_file: Path
+) -> PrometheusServer:
+    """Prometheus scraping both canaries after they served warm-up and measured traffic,
+    evaluating the chart's rules."""
+    targets = [target(r, p) for r, p in canaries.items()]
+    server: PrometheusServer = start_prometheus(targets, rule_files=[chart_rules_file])
     healthy, broken = canaries[HEALTHY], canaries[BROKEN]
     with httpx.Client(timeout=30) as client:
         send(client, healthy, 1.0, 1)
@@ -143,7 +162,8 @@ def prometheus(canaries: dict[str, RuntimeProcess], start_prometheus: Any) -> Pr
             ),
             "warm-up requests scraped",
         )
-        send(client, healthy, 1.0, OK_REQUESTS)
+        send(client, healthy, 0.0, OK_REQUESTS // 2)
+        send(client, healthy, 1.0, OK_REQUESTS - OK_REQUESTS // 2)
         send(client, broken, 1.0, OK_REQUESTS)
         send(client, broken, -1.0, FAILING_REQUESTS)
         send(client, broken, SLOW_MS, SLOW_REQUESTS)
@@ -287,3 +307,35 @@ def test_pinned_prometheus_reports_its_release(prometheus: PrometheusServer) -> 
     info = prometheus.http.get("/api/v1/status/buildinfo").json()["data"]
     assert info["version"] == versions.PROMETHEUS_RELEASE
     assert info["revision"] == versions.PROMETHEUS
+
+
+NEEDS_KUBE_STATE_METRICS = {"KubeserveNoReadyReplicas"}
+"""Alerts on kube-state-metrics' Deployment series, which no runtime exports."""
+
+
+def test_every_chart_rule_returns_data(
+    prometheus: PrometheusServer, chart_prometheus_rule: dict[str, Any]
+) -> None:
+    """Each recording rule records both canaries; each alert expression has data, and the
+    error-ratio, latency and drift alerts are pending for the canary that earns them."""
+    rules = [item for group in chart_prometheus_rule["spec"]["groups"] for item in group["rules"]]
+
+    def revisions(promql: str) -> set[str]:
+        return {series["metric"]["version"] for series in prometheus.query(promql)}
+
+    def recorded_for_both(record: str) -> bool:
+        return revisions(f'{record}{{namespace="{NAMESPACE}"}}') == {HEALTHY, BROKEN}
+
+    for rule in rules:
+        if "record" in rule:
+            wait_until(partial(recorded_for_both, rule["record"]), f"{rule['record']} recorded")
+        elif rule["alert"] not in NEEDS_KUBE_STATE_METRICS:
+            assert prometheus.query(rule["expr"]), f"{rule['alert']}: {rule['expr']} has no data"
+    assert {rule.get("alert") for rule in rules} >= NEEDS_KUBE_STATE_METRICS
+
+    def pending(alert: str) -> set[str]:
+        return revisions(f'ALERTS{{alertname="{alert}",alertstate="pending"}}')
+
+    wait_until(lambda: pending("KubeserveErrorRatioHigh") == {BROKEN}, "error ratio pending")
+    wait_until(lambda: pending("KubeserveLatencyP99High") == {BROKEN}, "p99 pending")
+    wait_until(lambda: pending("KubeserveInputDrift") == {BROKEN}, "drift pending")

@@ -46,7 +46,7 @@ KWOK_STAGES = (
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
 GATEWAY_CRD_DIR = "config/crd/standard"
-SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+PROMETHEUS_OPERATOR_CRD_DIR = "example/prometheus-operator-crd"
 
 
 def find_go() -> str:
@@ -301,9 +301,10 @@ def _fetch_gateway_api(go: Go, item: Component, out: Path) -> None:
 
 
 def _fetch_prometheus_operator(go: Go, item: Component, out: Path) -> None:
-    """Collect the ServiceMonitor CRD."""
+    """Collect the ServiceMonitor and PrometheusRule CRDs."""
     info = go.download("github.com/prometheus-operator/prometheus-operator", item.version)
-    _copy_crds([Path(info["Dir"]) / SERVICEMONITOR_CRD], out)
+    folder = Path(info["Dir"]) / PROMETHEUS_OPERATOR_CRD_DIR
+    _copy_crds([folder / name for name in versions.PROMETHEUS_OPERATOR_CRDS], out)
 
 
 BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
@@ -371,13 +372,13 @@ def binary(name: str) -> Path:
 
 def path_dirs() -> list[Path]:
     """Return the cache folders that hold executables, for PATH."""
-    return [versions.bin_dir(item) for item in versions.COMPONENTS if item.files != ("crds",)]
+    return [versions.bin_dir(item) for item in versions.COMPONENTS if not item.holds_crds]
 
 
 def crd_files() -> list[Path]:
-    """Return the cached third-party CRD YAML files (Gateway API, ServiceMonitor)."""
+    """Return the cached third-party CRD YAML files (Gateway API, Prometheus Operator)."""
     files: list[Path] = []
     for item in versions.COMPONENTS:
-        if item.files == ("crds",):
+        if item.holds_crds:
             files += sorted((versions.bin_dir(item) / "crds").glob("*.yaml"))
     return files

@@ -28,7 +28,13 @@ GATEWAY_API = "v1.4.1"
 """sigs.k8s.io/gateway-api: the standard-channel CRDs (HTTPRoute and friends)."""
 
 PROMETHEUS_OPERATOR = "v0.85.0"
-"""github.com/prometheus-operator/prometheus-operator: the ServiceMonitor CRD."""
+"""github.com/prometheus-operator/prometheus-operator: the ServiceMonitor and PrometheusRule
+CRDs (the chart's optional objects, dry-run against the real API server)."""
+
+PROMETHEUS_OPERATOR_CRDS = (
+    "monitoring.coreos.com_servicemonitors.yaml",
+    "monitoring.coreos.com_prometheusrules.yaml",
+)
 
 TRAEFIK = "v3.6.12"
 """github.com/traefik/traefik/v3: the Gateway API implementation of the real node (no Envoy).
@@ -83,6 +89,11 @@ class Component:
     files: tuple[str, ...]
 
     @property
+    def holds_crds(self) -> bool:
+        """Whether this component is CRD YAML (under ``crds/``), not executables."""
+        return all(name == "crds" or name.startswith("crds/") for name in self.files)
+
+    @property
     def key(self) -> str:
         """Return the cache folder name, e.g. ``kubernetes-v1.35.4``."""
         return f"{self.name}-{self.version}"
@@ -97,7 +108,11 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kwok", KWOK, ("kwok", "stages.yaml")),
     Component("helm", HELM, ("helm",)),
     Component("gateway-api", GATEWAY_API, ("crds",)),
-    Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
+    Component(
+        "prometheus-operator",
+        PROMETHEUS_OPERATOR,
+        tuple(f"crds/{name}" for name in PROMETHEUS_OPERATOR_CRDS),
+    ),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
     Component("actionlint", ACTIONLINT, ("actionlint",)),
     Component("prometheus", PROMETHEUS, ("prometheus", "promtool")),
