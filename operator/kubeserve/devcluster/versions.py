@@ -57,7 +57,10 @@ PROMETHEUS = "v0.316.0"
 Prometheus 3.Y.Z as v0.3YY.Z; the module's VERSION file says 3.16.0). The tests scrape
 real runtime processes with it and check the chart's rules with ``promtool``. Built
 with ``-tags remove_all_sd`` (only file and HTTP service discovery, no cloud SDKs) and
-without ``builtinassets`` (no web UI); the HTTP API and ``/-/ready`` are all tests use."""
+without ``builtinassets`` (no web UI); the HTTP API and ``/-/ready`` are all tests use.
+In the default build because the test suite runs it: 6m53s wall, 263 CPU-seconds, with
+empty module and build caches on 2 cores shared with other builds (promtool imports the
+Kubernetes discovery unconditionally, so client-go is compiled all the same)."""
 
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
