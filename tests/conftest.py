@@ -239,11 +239,17 @@ PROMETHEUS_RULE_VALUES = {
 
 
 @pytest.fixture(scope="session")
-def chart_prometheus_rule(helm_binary: Path) -> dict[str, Any]:
-    """The chart's PrometheusRule rendered by helm with PROMETHEUS_RULE_VALUES."""
-    from kubeserve.chart import helm
+def chart_prometheus_rule() -> dict[str, Any]:
+    """The chart's PrometheusRule rendered by helm with PROMETHEUS_RULE_VALUES.
 
-    text = helm.template(helm_binary, CHART, values=PROMETHEUS_RULE_VALUES)
+    Only Prometheus and promtool consume it, so it skips like them when they are not built
+    (before building helm, which would build every missing component)."""
+    from kubeserve.chart import helm
+    from kubeserve.devcluster import build
+
+    require_prometheus_built()
+    build.ensure_built()
+    text = helm.template(build.binary("helm"), CHART, values=PROMETHEUS_RULE_VALUES)
     found = [obj for obj in yaml.safe_load_all(text) if obj and obj["kind"] == "PrometheusRule"]
     assert len(found) == 1, f"expected one PrometheusRule, got {len(found)}"
     rule: dict[str, Any] = found[0]
