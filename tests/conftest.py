@@ -4,14 +4,24 @@ Cluster fixtures (any test using them is marked ``cluster`` automatically):
 - ``kubeconfig`` (session): path of an admin kubeconfig for a real control plane. It is
   ``$KUBECONFIG`` when that reaches a ready cluster, otherwise a fresh local control plane
   (``kubeserve.devcluster``) started once per run and stopped at the end. The project's
-  crds/ plus the Gateway API and ServiceMonitor CRDs are installed, and ``KUBECONFIG``
-  is set for the session so in-process clients (kopf, kubernetes) find it too.
+  crds/ plus the Gateway API, ServiceMonitor and PrometheusRule CRDs are installed, and
+  ``KUBECONFIG`` is set for the session so in-process clients (kopf, kubernetes) find it.
 - ``api_client`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
 - ``namespace`` (function): a fresh namespace per test, deleted afterwards.
 - ``operator_factory`` / ``operator`` (function): ``kubeserve run`` subprocesses watching
   only the test's namespace (see ``kubeserve.controller.process``).
 - ``kubectl_binary`` / ``helm_binary`` (session): the cached kubectl and helm binaries
   (built on first use; they need no cluster).
+
+Metrics fixture (no cluster):
+- ``start_prometheus`` (module): ``start_prometheus(targets)`` starts the pinned, real
+  Prometheus on loopback scraping ``targets`` every second, waits for ``/-/ready`` and for
+  every target to be up, and stops it when the module's tests are done. Tests using it
+  are skipped, with the reason, when ``kubeserve cluster build`` has not built it.
+- ``promtool_binary`` (session): the cached promtool (skipped likewise).
+- ``chart_prometheus_rule`` / ``chart_rules_file`` (session): the chart's PrometheusRule
+  as the real helm renders it (``metrics.prometheusRule.enabled``), and its groups
+  written as a Prometheus rule file.
 
 When any selected test is marked ``cluster``, missing binaries are built right after
 collection (a cold build takes minutes, longer than one test's timeout allows).
@@ -33,6 +43,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from kubeserve.controller.process import OperatorProcess
+    from kubeserve.devcluster.prometheus import PrometheusServer, Target
 
 FULL_EXAMPLE = Path(__file__).resolve().parent / "unit" / "golden" / "inputs" / "full.yaml"
 """An InferenceService that uses every spec field (unit, CRD and builder tests share it)."""
@@ -173,3 +184,83 @@ def operator_factory(
 def operator(operator_factory: Callable[..., OperatorProcess]) -> OperatorProcess:
     """A running operator watching the test's namespace."""
     return operator_factory()
+
+
+def require_prometheus_built() -> Path:
+    """Return the folder of the cached prometheus and promtool; skip when not built."""
+    from kubeserve.devcluster import build, versions
+
+    folder = build.binary("prometheus").parent
+    if not build.is_built(versions.component("prometheus")):
+        pytest.skip(
+            f"Prometheus {versions.PROMETHEUS_RELEASE} is not built: run `kubeserve cluster "
+            f"build` (it caches prometheus and promtool in {folder})"
+        )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def promtool_binary() -> Path:
+    """Return the cached promtool (skips when ``kubeserve cluster build`` has not run)."""
+    return require_prometheus_built() / "promtool"
+
+
+@pytest.fixture(scope="module")
+def start_prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., PrometheusServer]]:
+    """Yield ``start(targets, rule_files=None)``: a real Prometheus scraping ``targets``
+    every second, ready and with every target up; all are stopped after the module."""
+    from kubeserve.devcluster.prometheus import PrometheusServer
+
+    require_prometheus_built()
+    started: list[PrometheusServer] = []
+
+    def start(targets: list[Target], rule_files: list[Path] | None = None) -> PrometheusServer:
+        folder = tmp_path_factory.mktemp("prometheus")
+        server = PrometheusServer(folder, targets, rule_files=rule_files)
+        started.append(server)
+        server.start()
+        server.wait_targets_up()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+CHART = Path(__file__).resolve().parents[1]
+PROMETHEUS_RULE_VALUES = {
+    "metrics.prometheusRule.enabled": "true",
+    "metrics.prometheusRule.labels.release": "prom",
+}
+
+
+@pytest.fixture(scope="session")
+def chart_prometheus_rule() -> dict[str, Any]:
+    """The chart's PrometheusRule rendered by helm with PROMETHEUS_RULE_VALUES.
+
+    Only Prometheus and promtool consume it, so it skips like them when they are not built
+    (before building helm, which would build every missing component)."""
+    from kubeserve.chart import helm
+    from kubeserve.devcluster import build
+
+    require_prometheus_built()
+    build.ensure_built()
+    text = helm.template(build.binary("helm"), CHART, values=PROMETHEUS_RULE_VALUES)
+    found = [obj for obj in yaml.safe_load_all(text) if obj and obj["kind"] == "PrometheusRule"]
+    assert len(found) == 1, f"expected one PrometheusRule, got {len(found)}"
+    rule: dict[str, Any] = found[0]
+    return rule
+
+
+@pytest.fixture(scope="session")
+def chart_rules_file(
+    chart_prometheus_rule: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The chart's PrometheusRule groups as a Prometheus rule file."""
+    path = tmp_path_factory.mktemp("rules") / "kubeserve-rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": chart_prometheus_rule["spec"]["groups"]}))
+    return path

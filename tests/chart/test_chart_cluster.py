@@ -25,7 +25,10 @@ CUSTOM_VALUES: dict[str, Any] = {
         "ingressClassName": "nginx",
         "prometheusUrl": "http://prom:9090",
     },
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+    },
     "operator": {
         "watchNamespaces": ["ml"],
         "verbose": True,
@@ -68,7 +71,8 @@ def test_every_rendered_object_passes_server_side_dry_run(
     kubectl_binary: Path,
     tmp_path: Path,
 ) -> None:
-    """The real API server accepts every object helm renders (CRD and ServiceMonitor included)."""
+    """The real API server accepts every object helm renders (CRD, ServiceMonitor and
+    PrometheusRule included)."""
     files: tuple[Path, ...] = ()
     if custom:
         # Roles go into the watched namespaces, which must exist: watch the test's own.
@@ -89,9 +93,9 @@ def test_every_rendered_object_passes_server_side_dry_run(
     lines = kubectl_apply_dry_run(kubectl_binary, kubeconfig, rendered)
     accepted = [line for line in lines if line.endswith("(server dry run)")]
     assert len(accepted) == count, lines
-    assert (
-        any(line.startswith("servicemonitor.monitoring.coreos.com/") for line in accepted) is custom
-    )
+    for kind in ("servicemonitor", "prometheusrule"):
+        prefix = f"{kind}.monitoring.coreos.com/"
+        assert any(line.startswith(prefix) for line in accepted) is custom
 
 
 def test_kustomize_install_applies_and_rolls_out(

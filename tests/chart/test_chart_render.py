@@ -62,6 +62,7 @@ CUSTOM_VALUES: dict[str, Any] = {
             "scrapeTimeout": "10s",
             "labels": {"release": "prom"},
         },
+        "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
     },
 }
 

@@ -105,6 +105,19 @@ def test_schema_covers_every_default_value(chart: Path) -> None:
             r"at '/config/defaultResources/requests/cpu'",
         ),
         ({"operator.image.pullPolicy": "Sometimes"}, r"at '/operator/image/pullPolicy'"),
+        (
+            {"metrics.prometheusRule.errorRatio.threshold": "5"},
+            r"at '/metrics/prometheusRule/errorRatio/threshold'",
+        ),
+        (
+            {"metrics.prometheusRule.latencyP99.thresholdSeconds": "0"},
+            r"at '/metrics/prometheusRule/latencyP99/thresholdSeconds'",
+        ),
+        ({"metrics.prometheusRule.drift.for": "soon"}, r"at '/metrics/prometheusRule/drift/for'"),
+        (
+            {"metrics.prometheusRule.drift.severity": "Very Bad"},
+            r"at '/metrics/prometheusRule/drift/severity'",
+        ),
     ],
 )
 def test_schema_refuses_unknown_keys_and_wrong_types(

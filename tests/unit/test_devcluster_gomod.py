@@ -134,3 +134,13 @@ def test_node_components_stay_out_of_the_default_build() -> None:
     assert {"kubernetes-node", "traefik"}.isdisjoint(default)
     assert versions.component("kubernetes-node").version == versions.KUBERNETES
     assert versions.component("kubernetes-node").files == ("kubelet", "kube-proxy")
+
+
+def test_prometheus_is_in_the_default_build() -> None:
+    """The test suite runs Prometheus and promtool, so `kubeserve cluster build` builds them."""
+    assert versions.component("prometheus") in versions.COMPONENTS
+    assert versions.component("prometheus").files == ("prometheus", "promtool")
+    assert versions.prometheus_release("v0.316.0") == "3.16.0"
+    assert versions.prometheus_release("v0.300.1") == "3.0.1"
+    with pytest.raises(ValueError, match="unsupported Prometheus module version"):
+        versions.prometheus_release("v2.53.0")

@@ -35,6 +35,9 @@ KUBE_PACKAGES = [f"k8s.io/kubernetes/cmd/{name}" for name in versions.KUBE_BINAR
 NODE_PACKAGES = [f"k8s.io/kubernetes/cmd/{name}" for name in versions.NODE_BINARIES]
 TRAEFIK_MODULE = "github.com/traefik/traefik/v3"
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint"
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+PROMETHEUS_TAGS = "remove_all_sd"
+"""Compiles only file and HTTP service discovery (plugins/plugin_*.go honour the tag)."""
 KWOK_STAGES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -43,7 +46,7 @@ KWOK_STAGES = (
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
 GATEWAY_CRD_DIR = "config/crd/standard"
-SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+PROMETHEUS_OPERATOR_CRD_DIR = "example/prometheus-operator-crd"
 
 
 def find_go() -> str:
@@ -264,6 +267,26 @@ def _build_actionlint(go: Go, item: Component, out: Path) -> None:
     go.run(["install", "-trimpath", "-ldflags", ldflags, pkg], _scratch(item), {"GOBIN": str(out)})
 
 
+def _build_prometheus(go: Go, item: Component, out: Path) -> None:
+    """Install prometheus and promtool without the cloud service discoveries or the web UI.
+
+    Prometheus' go.mod has no replace or exclude directive, so ``go install module@version``
+    builds the graph Prometheus tests; the version stamps are those of its ``.promu.yml``.
+    """
+    version_pkg = "github.com/prometheus/common/version"
+    ldflags = (
+        f"-s -w -X {version_pkg}.Version={versions.PROMETHEUS_RELEASE} "
+        f"-X {version_pkg}.Branch=kubeserve -X {version_pkg}.Revision={item.version}"
+    )
+    packages = [f"{PROMETHEUS_MODULE}/cmd/{name}@{item.version}" for name in item.files]
+    go.log("  compiling prometheus and promtool (minutes when cold)")
+    go.run(
+        ["install", "-trimpath", "-tags", PROMETHEUS_TAGS, "-ldflags", ldflags, *packages],
+        _scratch(item),
+        {"GOBIN": str(out)},
+    )
+
+
 def _copy_crds(sources: list[Path], out: Path) -> None:
     """Copy CRD YAML files into ``out/crds``."""
     (out / "crds").mkdir()
@@ -278,9 +301,10 @@ def _fetch_gateway_api(go: Go, item: Component, out: Path) -> None:
 
 
 def _fetch_prometheus_operator(go: Go, item: Component, out: Path) -> None:
-    """Collect the ServiceMonitor CRD."""
+    """Collect the ServiceMonitor and PrometheusRule CRDs."""
     info = go.download("github.com/prometheus-operator/prometheus-operator", item.version)
-    _copy_crds([Path(info["Dir"]) / SERVICEMONITOR_CRD], out)
+    folder = Path(info["Dir"]) / PROMETHEUS_OPERATOR_CRD_DIR
+    _copy_crds([folder / name for name in versions.PROMETHEUS_OPERATOR_CRDS], out)
 
 
 BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
@@ -292,6 +316,7 @@ BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "prometheus-operator": _fetch_prometheus_operator,
     "toxiproxy": _build_toxiproxy,
     "actionlint": _build_actionlint,
+    "prometheus": _build_prometheus,
     "kubernetes-node": _build_kubernetes_node,
     "traefik": _build_traefik,
 }
@@ -347,13 +372,13 @@ def binary(name: str) -> Path:
 
 def path_dirs() -> list[Path]:
     """Return the cache folders that hold executables, for PATH."""
-    return [versions.bin_dir(item) for item in versions.COMPONENTS if item.files != ("crds",)]
+    return [versions.bin_dir(item) for item in versions.COMPONENTS if not item.holds_crds]
 
 
 def crd_files() -> list[Path]:
-    """Return the cached third-party CRD YAML files (Gateway API, ServiceMonitor)."""
+    """Return the cached third-party CRD YAML files (Gateway API, Prometheus Operator)."""
     files: list[Path] = []
     for item in versions.COMPONENTS:
-        if item.files == ("crds",):
+        if item.holds_crds:
             files += sorted((versions.bin_dir(item) / "crds").glob("*.yaml"))
     return files

@@ -28,7 +28,13 @@ GATEWAY_API = "v1.4.1"
 """sigs.k8s.io/gateway-api: the standard-channel CRDs (HTTPRoute and friends)."""
 
 PROMETHEUS_OPERATOR = "v0.85.0"
-"""github.com/prometheus-operator/prometheus-operator: the ServiceMonitor CRD."""
+"""github.com/prometheus-operator/prometheus-operator: the ServiceMonitor and PrometheusRule
+CRDs (the chart's optional objects, dry-run against the real API server)."""
+
+PROMETHEUS_OPERATOR_CRDS = (
+    "monitoring.coreos.com_servicemonitors.yaml",
+    "monitoring.coreos.com_prometheusrules.yaml",
+)
 
 TRAEFIK = "v3.6.12"
 """github.com/traefik/traefik/v3: the Gateway API implementation of the real node (no Envoy).
@@ -46,6 +52,16 @@ ACTIONLINT = "v1.7.12"
 cannot run here. In the default build because it is small: 92 s cold (empty module and
 build caches, 2 shared cores)."""
 
+PROMETHEUS = "v0.316.0"
+"""github.com/prometheus/prometheus: Prometheus 3.16.0 and promtool (the module numbers
+Prometheus 3.Y.Z as v0.3YY.Z; the module's VERSION file says 3.16.0). The tests scrape
+real runtime processes with it and check the chart's rules with ``promtool``. Built
+with ``-tags remove_all_sd`` (only file and HTTP service discovery, no cloud SDKs) and
+without ``builtinassets`` (no web UI); the HTTP API and ``/-/ready`` are all tests use.
+In the default build because the test suite runs it: 6m53s wall, 263 CPU-seconds, with
+empty module and build caches on 2 cores shared with other builds (promtool imports the
+Kubernetes discovery unconditionally, so client-go is compiled all the same)."""
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """Return the published staging-module version (v0.Y.Z) of a Kubernetes v1.Y.Z."""
@@ -55,6 +71,18 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
     return f"v0.{minor}.{patch}"
 
 
+def prometheus_release(module_version: str = PROMETHEUS) -> str:
+    """Return the Prometheus release (X.Y.Z) the Go module version v0.XYY.Z numbers."""
+    major, combined, patch = module_version.lstrip("v").split(".")
+    if major != "0" or len(combined) < 3:
+        raise ValueError(f"unsupported Prometheus module version {module_version!r}")
+    return f"{int(combined) // 100}.{int(combined) % 100}.{patch}"
+
+
+PROMETHEUS_RELEASE = prometheus_release()
+"""The release stamped into ``prometheus --version`` (3.16.0 for v0.316.0)."""
+
+
 @dataclass(frozen=True)
 class Component:
     """One cached build: a folder key and the files a complete build leaves in it."""
@@ -62,6 +90,11 @@ class Component:
     name: str
     version: str
     files: tuple[str, ...]
+
+    @property
+    def holds_crds(self) -> bool:
+        """Whether this component is CRD YAML (under ``crds/``), not executables."""
+        return all(name == "crds" or name.startswith("crds/") for name in self.files)
 
     @property
     def key(self) -> str:
@@ -78,9 +111,14 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kwok", KWOK, ("kwok", "stages.yaml")),
     Component("helm", HELM, ("helm",)),
     Component("gateway-api", GATEWAY_API, ("crds",)),
-    Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
+    Component(
+        "prometheus-operator",
+        PROMETHEUS_OPERATOR,
+        tuple(f"crds/{name}" for name in PROMETHEUS_OPERATOR_CRDS),
+    ),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
     Component("actionlint", ACTIONLINT, ("actionlint",)),
+    Component("prometheus", PROMETHEUS, ("prometheus", "promtool")),
 )
 """Built by ``kubeserve cluster build`` and every test session: the KWOK control plane."""
 

@@ -1,0 +1,341 @@
+"""Canary analysis through the real Prometheus scraping real runtime processes.
+
+Two canaries of the InferenceService ``ml/iris`` run as ``kubeserve-runtime serve``
+subprocesses on loopback, both a custom-handler model: a healthy revision and a broken
+one (its handler raises on negative inputs, a 500, and sleeps on large ones). The pinned
+Prometheus scrapes both every second with the target labels a Kubernetes scrape gives a
+pod (``namespace``, ``serving_kubeserve_io_*``). After real traffic, the operator's own
+reading (:func:`read_canary_metrics` with a Prometheus URL) and verdict
+(:func:`evaluate`) run against it: the healthy canary passes, the broken one fails on
+error rate and p99 (a failed check is what rolls a canary back), and the custom-query
+path returns real values, real "no data" and real Prometheus errors.
+
+The chart's PrometheusRule is loaded too (rendered by helm): every recording rule and
+every alert expression returns data from these runtimes, except the one that reads
+kube-state-metrics, which does not run here.
+
+Counting: each series is created by a warm-up request and scraped before the measured
+traffic, so ``increase()`` over the window counts at least every measured request
+(Prometheus' extrapolation only adds to ``last - first``); the verdicts use thresholds far
+from the measured values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kubeserve.config import OperatorConfig
+from kubeserve.devcluster import versions
+from kubeserve.devcluster.prometheus import PrometheusServer, Target
+from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Outcome, evaluate
+from kubeserve.rollout.metrics import read_canary_metrics
+from kubeserve.rollout.observation import MetricsRequest
+from kubeserve.rollout.policy import Analysis, CustomCheck
+from kubeserve.rollout.prometheus import PrometheusClient, PrometheusError
+from kubeserve_runtime.metrics.drift import PROFILE_FILE
+from kubeserve_runtime.testing import RuntimeProcess, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE, NAME = "ml", "iris"
+HEALTHY, BROKEN, IDLE = "healthy1", "broken01", "neverran"
+"""Revisions: two canaries that serve traffic, and one that never ran."""
+
+OK_REQUESTS = 40
+FAILING_REQUESTS = 20
+SLOW_REQUESTS = 4
+SLOW_MS = 1500.0
+"""The broken canary answers OK_REQUESTS fast requests, FAILING_REQUESTS 500s and
+SLOW_REQUESTS that take SLOW_MS (its p99 falls in the (1s, 2.5s] bucket, far above the
+healthy canary's, even on a loaded machine)."""
+
+WINDOW_SECONDS = 300.0
+"""The analysis window: longer than the module runs, so it covers every request."""
+
+CHECK = Analysis(max_error_rate=0.01, max_latency_p99_ms=1000, min_requests=OK_REQUESTS)
+
+HANDLER = """
+import time
+
+
+class Handler:
+    def predict(self, feed):
+        x = feed["x"]
+        first = float(x.ravel()[0])
+        if first < 0:
+            raise RuntimeError("canary bug: negative input")
+        time.sleep(first / 1000)  # milliseconds
+        return x * 2
+"""
+
+ERROR_RATIO = (
+    '(sum(rate(kubeserve_requests_total{namespace="{namespace}",model="{name}",'
+    'version="{revision}",status=~"5.."}[5m])) or vector(0)) / '
+    'sum(rate(kubeserve_requests_total{namespace="{namespace}",model="{name}",'
+    'version="{revision}"}[5m]))'
+)
+"""A custom check: the canary's error ratio (0 when it has no error series at all)."""
+
+
+PROFILE = {"input": "x", "features": [{"name": "x", "edges": [0.5], "expected": [0.5, 0.5]}]}
+"""Training saw half its x below 0.5. The healthy canary serves as many x = 0 as x = 1
+(PSI about 0); every x the broken one answers is >= 1 (failed requests are not counted),
+so it drifts (PSI 4.6 > 0.25)."""
+
+
+def body(value: float) -> dict[str, Any]:
+    """A v2 inference request with one FP32 value."""
+    return {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [value]}]}
+
+
+@pytest.fixture(scope="module")
+def canaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RuntimeProcess]]:
+    """The healthy and the broken canary, serving the same handler model."""
+    model_dir = tmp_path_factory.mktemp("canary-model")
+    (model_dir / "handler.py").write_text(HANDLER)
+    (model_dir / PROFILE_FILE).write_text(json.dumps(PROFILE))
+    env = {"KUBESERVE_INLINE_INFERENCE_MAX_MS": "0"}  # slow calls never block the loop
+    args = (model_dir, NAME, "--model-version")
+    with (
+        RuntimeProcess(*args, HEALTHY, env=env, grpc=False) as healthy,
+        RuntimeProcess(*args, BROKEN, env=env, grpc=False) as broken,
+    ):
+        yield {HEALTHY: healthy, BROKEN: broken}
+
+
+def target(revision: str, runtime: RuntimeProcess) -> Target:
+    """The runtime as a Kubernetes scrape sees a canary pod."""
+    return Target(
+        f"127.0.0.1:{runtime.metrics_port}",
+        {
+            "namespace": NAMESPACE,
+            "pod": f"{NAME}-predictor-{revision}-0",
+            "serving_kubeserve_io_inferenceservice": NAME,
+            "serving_kubeserve_io_revision": revision,
+            "serving_kubeserve_io_variant": "predictor",
+        },
+    )
+
+
+def scraped_total(prometheus: PrometheusServer, revision: str, status: str) -> float:
+    """The last scraped value of one revision's request counter for one status."""
+    series = prometheus.query(
+        f'sum(kubeserve_requests_total{{model="{NAME}",version="{revision}",status="{status}"}})'
+    )
+    return float(series[0]["value"][1]) if series else 0.0
+
+
+def send(client: httpx.Client, runtime: RuntimeProcess, value: float, times: int) -> None:
+    """POST ``times`` inference requests with ``value``; check each got the expected status."""
+    expected = 500 if value < 0 else 200
+    for _ in range(times):
+        answer = client.post(f"{runtime.url}/v2/models/{NAME}/infer", json=body(value))
+        assert answer.status_code == expected, answer.text
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    canaries: dict[str, RuntimeProcess], start_prometheus: Any, chart_rules_file: Path
+) -> PrometheusServer:
+    """Prometheus scraping both canaries after they served warm-up and measured traffic,
+    evaluating the chart's rules."""
+    targets = [target(r, p) for r, p in canaries.items()]
+    server: PrometheusServer = start_prometheus(targets, rule_files=[chart_rules_file])
+    healthy, broken = canaries[HEALTHY], canaries[BROKEN]
+    with httpx.Client(timeout=30) as client:
+        send(client, healthy, 1.0, 1)
+        send(client, broken, 1.0, 1)
+        send(client, broken, -1.0, 1)
+        wait_until(
+            lambda: (
+                scraped_total(server, HEALTHY, "200") == 1
+                and scraped_total(server, BROKEN, "200") == 1
+                and scraped_total(server, BROKEN, "500") == 1
+            ),
+            "warm-up requests scraped",
+        )
+        send(client, healthy, 0.0, OK_REQUESTS // 2)
+        send(client, healthy, 1.0, OK_REQUESTS - OK_REQUESTS // 2)
+        send(client, broken, 1.0, OK_REQUESTS)
+        send(client, broken, -1.0, FAILING_REQUESTS)
+        send(client, broken, SLOW_MS, SLOW_REQUESTS)
+    wait_until(
+        lambda: (
+            scraped_total(server, HEALTHY, "200") == 1 + OK_REQUESTS
+            and scraped_total(server, BROKEN, "200") == 1 + OK_REQUESTS + SLOW_REQUESTS
+            and scraped_total(server, BROKEN, "500") == 1 + FAILING_REQUESTS
+        ),
+        "measured traffic scraped",
+    )
+    return server
+
+
+async def no_pods(namespace: str, labels: Any) -> list[dict[str, Any]]:
+    """Pod lister that must not be used when Prometheus is configured."""
+    raise AssertionError("pods listed although Prometheus is configured")
+
+
+def read(
+    url: str, revision: str, custom_query: str | None = None
+) -> AnalysisMetrics | MetricsUnavailable:
+    """The operator's reading of one canary over the window."""
+    request = MetricsRequest("predictor", revision, WINDOW_SECONDS, custom_query=custom_query)
+    isvc = {"metadata": {"name": NAME, "namespace": NAMESPACE}}
+    result = asyncio.run(
+        read_canary_metrics(isvc, request, OperatorConfig(prometheus_url=url), list_pods=no_pods)
+    )
+    assert isinstance(result, AnalysisMetrics | MetricsUnavailable)
+    return result
+
+
+def test_healthy_canary_passes(prometheus: PrometheusServer) -> None:
+    reading = read(prometheus.url, HEALTHY)
+    assert isinstance(reading, AnalysisMetrics), reading
+    assert reading.requests >= OK_REQUESTS
+    assert reading.errors == 0
+    assert reading.p99_ms is not None
+    verdict = evaluate(CHECK, reading)
+    assert verdict.outcome is Outcome.PASS, verdict
+    assert verdict.reasons == []
+
+
+def test_broken_canary_fails_on_errors_and_latency(prometheus: PrometheusServer) -> None:
+    """A failed check is what makes the rollout roll the canary back."""
+    reading = read(prometheus.url, BROKEN)
+    assert isinstance(reading, AnalysisMetrics), reading
+    assert reading.requests >= OK_REQUESTS + FAILING_REQUESTS + SLOW_REQUESTS
+    assert reading.errors >= FAILING_REQUESTS
+    assert 0.2 < reading.error_rate < 0.5
+    assert reading.p99_ms is not None
+    assert 1000 < reading.p99_ms <= 2500
+    verdict = evaluate(CHECK, reading)
+    assert verdict.outcome is Outcome.FAIL
+    assert [reason.split(" >")[0].rsplit(" ", 1)[0] for reason in verdict.reasons] == [
+        "error rate",
+        "p99 latency",
+    ]
+
+
+def test_canary_without_traffic_waits(prometheus: PrometheusServer) -> None:
+    """No series at all reads as zero requests, so the check waits for traffic."""
+    reading = read(prometheus.url, IDLE)
+    assert reading == AnalysisMetrics(requests=0, errors=0, p99_ms=None)
+    assert evaluate(CHECK, reading).outcome is Outcome.WAIT
+
+
+@pytest.mark.parametrize(("revision", "outcome"), [(HEALTHY, Outcome.PASS), (BROKEN, Outcome.FAIL)])
+def test_custom_query_is_evaluated_by_prometheus(
+    prometheus: PrometheusServer, revision: str, outcome: Outcome
+) -> None:
+    """The placeholders name the canary; Prometheus' value decides against queryMax."""
+    reading = read(prometheus.url, revision, ERROR_RATIO)
+    assert isinstance(reading, AnalysisMetrics), reading
+    assert reading.custom is not None
+    assert (reading.custom == 0) is (revision == HEALTHY)
+    check = Analysis(min_requests=1, custom=CustomCheck(ERROR_RATIO, max_value=0.1))
+    verdict = evaluate(check, reading)
+    assert verdict.outcome is outcome, verdict
+    assert f"custom query {reading.custom:.4g}" in verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        (
+            'sum(kubeserve_requests_total{namespace="{namespace}",model="nosuchmodel"})',
+            "returned no data",
+        ),
+        (
+            'kubeserve_requests_total{namespace="{namespace}",model="{name}"}',
+            "series; it must return one value",
+        ),
+        ('kubeserve_requests_total{namespace="{namespace}"}[1m]', "returned a matrix"),
+        (
+            'sum(kubeserve_requests_total{namespace="{namespace}"}) '
+            '+ on(model) kubeserve_requests_total{namespace="{namespace}"}',
+            "many-to-many matching not allowed",
+        ),
+    ],
+    ids=["no-data", "many-series", "matrix", "execution-error"],
+)
+def test_custom_query_prometheus_cannot_answer_is_unavailable(
+    prometheus: PrometheusServer, query: str, reason: str
+) -> None:
+    """Whatever real Prometheus answers instead of one value makes the check fail."""
+    reading = read(prometheus.url, BROKEN, query)
+    assert isinstance(reading, MetricsUnavailable), reading
+    assert reason in reading.reason
+    check = Analysis(min_requests=0, custom=CustomCheck(query, max_value=1e9))
+    assert evaluate(check, reading).outcome is Outcome.FAIL
+
+
+def test_query_refused_by_prometheus_raises(prometheus: PrometheusServer) -> None:
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(PrometheusError, match="bad_data"):
+                await PrometheusClient(prometheus.url, client).query("sum(")
+
+    asyncio.run(run())
+
+
+def test_unreachable_prometheus_is_unavailable() -> None:
+    reading = read(f"http://127.0.0.1:{free_port()}/", HEALTHY)
+    assert isinstance(reading, MetricsUnavailable)
+    assert reading.reason.startswith("prometheus: ")
+
+
+def test_scrape_targets_carry_the_pod_labels(prometheus: PrometheusServer) -> None:
+    """Series carry the labels the default queries and the chart's rules select on."""
+    series = prometheus.query(f'kubeserve_requests_total{{version="{BROKEN}",status="500"}}')
+    assert len(series) == 1
+    labels = series[0]["metric"]
+    assert labels["namespace"] == NAMESPACE
+    assert labels["model"] == NAME
+    assert labels["serving_kubeserve_io_variant"] == "predictor"
+
+
+def test_pinned_prometheus_reports_its_release(prometheus: PrometheusServer) -> None:
+    """The build stamps the release the pinned module version numbers."""
+    info = prometheus.http.get("/api/v1/status/buildinfo").json()["data"]
+    assert info["version"] == versions.PROMETHEUS_RELEASE
+    assert info["revision"] == versions.PROMETHEUS
+
+
+NEEDS_KUBE_STATE_METRICS = {"KubeserveNoReadyReplicas"}
+"""Alerts on kube-state-metrics' Deployment series, which no runtime exports."""
+
+
+def test_every_chart_rule_returns_data(
+    prometheus: PrometheusServer, chart_prometheus_rule: dict[str, Any]
+) -> None:
+    """Each recording rule records both canaries; each alert expression has data, and the
+    error-ratio, latency and drift alerts are pending for the canary that earns them."""
+    rules = [item for group in chart_prometheus_rule["spec"]["groups"] for item in group["rules"]]
+
+    def revisions(promql: str) -> set[str]:
+        return {series["metric"]["version"] for series in prometheus.query(promql)}
+
+    def recorded_for_both(record: str) -> bool:
+        return revisions(f'{record}{{namespace="{NAMESPACE}"}}') == {HEALTHY, BROKEN}
+
+    for rule in rules:
+        if "record" in rule:
+            wait_until(partial(recorded_for_both, rule["record"]), f"{rule['record']} recorded")
+        elif rule["alert"] not in NEEDS_KUBE_STATE_METRICS:
+            assert prometheus.query(rule["expr"]), f"{rule['alert']}: {rule['expr']} has no data"
+    assert {rule.get("alert") for rule in rules} >= NEEDS_KUBE_STATE_METRICS
+
+    def pending(alert: str) -> set[str]:
+        return revisions(f'ALERTS{{alertname="{alert}",alertstate="pending"}}')
+
+    wait_until(lambda: pending("KubeserveErrorRatioHigh") == {BROKEN}, "error ratio pending")
+    wait_until(lambda: pending("KubeserveLatencyP99High") == {BROKEN}, "p99 pending")
+    wait_until(lambda: pending("KubeserveInputDrift") == {BROKEN}, "drift pending")
