@@ -7,10 +7,12 @@ runs too. Ports are free ones (``--port 0``).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ import yaml
 from kubeserve.local.harness import LocalProcess
 from kubeserve.local.ports import free_port
 from kubeserve.rollout.revision import revision_hash
+from kubeserve_runtime.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -165,3 +168,68 @@ def test_local_never_prints_the_credentials_of_a_model_uri(tmp_path: Path) -> No
     assert "downloading https://REDACTED@127.0.0.1:" in result.stdout
     assert "/model.joblib?REDACTED -> " in result.stdout
     assert "kubeserve local: error: predictor: download failed:" in result.stderr
+
+
+@pytest.mark.slow
+def test_local_runs_the_feedback_example_with_tokens_truths_and_payload_logs(
+    tmp_path: Path,
+) -> None:
+    """Example 07: an answer's feedback token scores its truth (accepted once, a repeat is
+    409), and each request and its response are on record as payload-log lines (stdout
+    sink) carrying the request's id."""
+    out = tmp_path / "model"
+    script = EXAMPLES / "07-feedback" / "make_model.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True)
+    key = tmp_path / "key"
+    key.write_text("k" * 40 + "\n")
+    work = tmp_path / "work"
+    proc = LocalProcess(
+        "-f",
+        str(EXAMPLES / "07-feedback" / "isvc.yaml"),
+        "--model-dir",
+        str(out / "v1"),
+        "--feedback-key-file",
+        str(key),
+        "--work-dir",
+        str(work),
+        "--port",
+        "0",
+    )
+    try:
+        url = proc.urls(1)["predictor"]
+        with httpx.Client(base_url=url, timeout=10) as client:
+            answer = client.post(
+                "/v1/models/iris-feedback:predict",
+                json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]},
+            )
+            assert answer.status_code == 200, answer.text
+            token = answer.headers["kubeserve-feedback-token"]
+            truth = {"token": token, "truth": answer.json()["predictions"]}
+            sent = client.post("/v2/models/iris-feedback/feedback", json=truth)
+            assert sent.status_code == 200, sent.text
+            again = client.post("/v2/models/iris-feedback/feedback", json=truth)
+            assert again.status_code == 409, again.text
+            row = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [1] * 4}
+            v2 = client.post("/v2/models/iris-feedback/infer", json={"id": "fb-2", "inputs": [row]})
+            assert v2.status_code == 200, v2.text
+
+        def payload_events() -> list[dict[str, Any]]:
+            lines = []
+            for log in work.glob("*.log"):
+                for line in log.read_text().splitlines():
+                    if line.startswith("{"):
+                        entry = json.loads(line)
+                        if entry.get("logger") == "kubeserve_runtime.payload":
+                            lines.append(entry["event"])
+            return lines if len(lines) >= 4 else []
+
+        events = wait_until(payload_events, "two requests' and responses' payload lines")
+        kinds = [(e["id"] == "fb-2", e["type"].rsplit(".", 1)[1]) for e in events]
+        assert sorted(kinds) == [
+            (False, "request"),
+            (False, "response"),
+            (True, "request"),
+            (True, "response"),
+        ]
+    finally:
+        assert proc.stop() == 0
