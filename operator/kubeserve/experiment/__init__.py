@@ -1,7 +1,7 @@
 """A/B experiments: an always-valid sequential test of two arms, without a cluster.
 
 Limits: the statistics are asymptotic (a plug-in variance in a Gaussian mixture
-likelihood ratio, see :mod:`.boundary`), so they hold for large samples of independent
+likelihood ratio, see the boundary module), so they hold for large samples of independent
 requests; the decision needs at least `minSamples` per arm before it concludes. Every
 function here is pure and works on sufficient statistics (count, sum, sum of squares),
 the values Prometheus counters give, so no raw sample is ever stored.
