@@ -78,7 +78,7 @@ def test_the_first_pass_starts_counting_the_weighted_arms() -> None:
     assert record.decision == "Running"
     assert t.events[0].reason == "ExperimentStarted"
     assert t.requeues == (60.0,)
-    request = experiment_request(t.state)
+    request = experiment_request(policy(ACCURACY, c_weight=0), t.state, T0)
     assert request is not None
     assert request.arms == (("predictor", "main1"), ("b", RB))
     assert request.since == T0
@@ -95,6 +95,8 @@ def test_looks_are_one_interval_apart() -> None:
     )
     assert again.state == first.state, "no look before the interval is over"
     assert again.requeues == (40.0,)
+    assert experiment_request(policy(ACCURACY), first.state, T0 + timedelta(seconds=80)) is None
+    assert experiment_request(policy(ACCURACY), first.state, T0 + timedelta(seconds=120))
 
 
 def test_b_better_wins_with_a_readable_condition_and_report_keeps_routes() -> None:

@@ -9,6 +9,7 @@ the values Prometheus counters give, so no raw sample is ever stored.
 The modules, top-down: each imports only modules listed below it
 (tests/unit/test_package_order.py checks).
 
+- :mod:`.source` names the series each metric's counters come from, as PromQL per arm;
 - :mod:`.sequential` compares two arms at one look and decides (Running, BWins, AWins,
   NoDifference, Inconclusive), carrying the running p-value and interval between looks;
 - :mod:`.size` estimates the samples still needed to detect a minimum effect;

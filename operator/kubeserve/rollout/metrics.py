@@ -33,6 +33,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -40,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubeserve.builders.meta import selector_labels
 from kubeserve.rollout.analysis import MetricsUnavailable, PodCounters, Snapshot
-from kubeserve.rollout.observation import MetricsRequest, Reading
+from kubeserve.rollout.observation import ArmCounters, ExperimentRequest, MetricsRequest, Reading
 from kubeserve.rollout.prometheus import PrometheusClient
 from kubeserve.rollout.responses import read_bounded
 from kubeserve_runtime.contract import METRICS_PORT
@@ -250,6 +251,34 @@ async def read_canary_metrics(
             model=name,
             version=request.revision,
             request_timeout=request_timeout,
+        )
+    finally:
+        if own_client:
+            await http.aclose()
+
+
+async def read_experiment_counters(
+    isvc: Mapping[str, Any],
+    request: ExperimentRequest,
+    settings: MetricsSettings,
+    now: datetime,
+    *,
+    client: httpx.AsyncClient | None = None,
+    request_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> ArmCounters:
+    """The experiment arms' counters since it started; experiments need Prometheus (a pod
+    scrape cannot see pods that went away, nor count from the experiment's start)."""
+    if not settings.prometheus_url:
+        return MetricsUnavailable(
+            "experiments read their counters from Prometheus: set the operator's Prometheus URL"
+        )
+    meta = isvc["metadata"]
+    own_client = client is None
+    http = client if client is not None else httpx.AsyncClient()
+    try:
+        prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
+        return await prometheus.experiment_counters(
+            str(meta["namespace"]), str(meta["name"]), request, now
         )
     finally:
         if own_client:

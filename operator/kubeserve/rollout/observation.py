@@ -101,19 +101,29 @@ class ExperimentRequest:
     arms: tuple[WorkloadKey, ...]
     """(arm name, serving revision): the main predictor first, then weighted variants."""
     since: datetime
+    custom: tuple[str, str] | None = None
+    """A custom metric's (numerator, denominator) PromQL templates."""
 
 
-def experiment_request(state: RolloutState) -> ExperimentRequest | None:
-    """Return the counters the experiment stage reads, or None when no experiment runs.
+def experiment_request(
+    policy: Policy, state: RolloutState, now: datetime
+) -> ExperimentRequest | None:
+    """Return the counters the experiment stage reads, or None when no look is due.
 
     The arms and start are the stored experiment's (the stage restarts it, with new arms,
-    when the spec or a revision changes, and asks again on the next pass).
+    when the spec or a revision changes, and asks again on the next pass); looks are one
+    rollout interval apart, as the stage takes them.
     """
-    record = state.experiment
-    if record is None:
+    record, spec = state.experiment, policy.experiment
+    if record is None or spec is None:
         return None
+    looked = record.looked_at
+    if looked is not None and (now - looked).total_seconds() < policy.interval_seconds:
+        return None
+    custom = spec.custom
     return ExperimentRequest(
         metric=record.metric,
         arms=tuple((a.name, a.revision or "") for a in record.arms),
         since=record.started_at,
+        custom=None if custom is None else (custom.numerator, custom.denominator),
     )
