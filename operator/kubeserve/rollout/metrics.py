@@ -28,9 +28,10 @@ With a Prometheus URL configured, :mod:`.prometheus` answers instead, over the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -224,6 +225,16 @@ async def scrape_pods(
     return snapshot
 
 
+@contextlib.asynccontextmanager
+async def _http(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """The caller's client, or one of our own closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    async with httpx.AsyncClient() as own:
+        yield own
+
+
 async def read_canary_metrics(
     isvc: Mapping[str, Any],
     request: MetricsRequest,
@@ -236,9 +247,7 @@ async def read_canary_metrics(
     """Measure the canary named by `request`: Prometheus when configured, else its pods."""
     meta = isvc["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    own_client = client is None
-    http = client if client is not None else httpx.AsyncClient()
-    try:
+    async with _http(client) as http:
         if settings.prometheus_url:
             prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
             return await prometheus.canary_metrics(namespace, name, request)
@@ -252,9 +261,6 @@ async def read_canary_metrics(
             version=request.revision,
             request_timeout=request_timeout,
         )
-    finally:
-        if own_client:
-            await http.aclose()
 
 
 async def read_experiment_counters(
@@ -273,13 +279,8 @@ async def read_experiment_counters(
             "experiments read their counters from Prometheus: set the operator's Prometheus URL"
         )
     meta = isvc["metadata"]
-    own_client = client is None
-    http = client if client is not None else httpx.AsyncClient()
-    try:
+    async with _http(client) as http:
         prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
         return await prometheus.experiment_counters(
             str(meta["namespace"]), str(meta["name"]), request, now
         )
-    finally:
-        if own_client:
-            await http.aclose()
