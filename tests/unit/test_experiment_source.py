@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import promql_parser
+import pytest
+
 from kubeserve.config import OperatorConfig
 from kubeserve.experiment.source import SERIES, arm_queries
 from kubeserve.rollout.analysis import MetricsUnavailable
 from kubeserve.rollout.metrics import read_experiment_counters
 from kubeserve.rollout.observation import ArmCounters, ExperimentRequest
+from kubeserve.rollout.promql import require_namespace
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ISVC = {"metadata": {"name": "iris", "namespace": "ml"}}
@@ -38,3 +42,14 @@ def test_without_prometheus_the_counters_are_unavailable() -> None:
     counters = read(ExperimentRequest("errorRate", ARMS, T0))
     assert isinstance(counters, MetricsUnavailable)
     assert "Prometheus" in counters.reason
+
+
+@pytest.mark.parametrize("metric", sorted(SERIES))
+def test_every_query_is_valid_promql_confined_to_the_namespace(metric: str) -> None:
+    """Each query parses (the real PromQL parser) and selects only the namespace's series."""
+    q = arm_queries(metric, "ml", "iris", "b", 3600)
+    for query in (q.count, q.total, q.squares):
+        if query is not None:
+            require_namespace(query, "ml")
+            parsed = promql_parser.parse(query)
+            assert parsed.prettify().startswith("sum(")
