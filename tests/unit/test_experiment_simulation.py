@@ -226,3 +226,4 @@ def test_the_samples_needed_reach_the_minimum_effect() -> None:
     total = 200 + needed
     assert half_width(total, 0.5, variances, design.difference_rho, ALPHA) <= 0.03
     assert half_width(total - 1, 0.5, variances, design.difference_rho, ALPHA) > 0.03
+    assert compare(design, a, Totals()).samples_needed is None, "no split to estimate from"

@@ -97,7 +97,8 @@ class Comparison:
     running: Running
     """The running p-value, interval of the difference and decision (store it)."""
     samples_needed: int | None
-    """More samples (both arms) to detect the minimum effect; None when it is not set."""
+    """More samples (both arms) to detect the minimum effect; None when it is not set or
+    an arm has no sample yet (no split or variance to estimate from)."""
     concluded_now: bool
     """This look reached the decision (it was Running before)."""
 
@@ -166,10 +167,9 @@ def compare(
         concluded_now = verdict != Verdict.RUNNING
     needed = None
     effect = design.min_detectable_effect
-    if effect is not None:
+    if effect is not None and a.count > 0 and b.count > 0:
         total = a.count + b.count
-        share_b = b.count / total if total > 0 else 0.5
-        needed = samples_needed(effect, share_b, variances, rho, design.alpha, total)
+        needed = samples_needed(effect, b.count / total, variances, rho, design.alpha, total)
     return Comparison(
         a=arm_estimate(design, a),
         b=arm_estimate(design, b),
