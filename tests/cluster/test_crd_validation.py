@@ -84,6 +84,15 @@ def test_valid_inferenceservice_is_stored_as_written(
         ),
         (f"{LOGGER}.sinks.1.s3.serverSideEncryption", "AES256", "kmsKeyId needs"),
         ("spec.variants.0.predictor.logger", {"sinks": [{"stdout": {}}]}, "logger needs model"),
+        ("spec.experiment.metric", "accuracy", "is set exactly when experiment.metric is custom"),
+        (
+            "spec.experiment",
+            {"metric": "custom", "custom": {"numerator": "a", "denominator": "b"}},
+            "experiment.direction (higher or lower) is required for a custom metric",
+        ),
+        ("spec.experiment.minDetectableEffect", 1.5, "must be below 1, e.g. 0.02"),
+        ("spec.experiment.alpha", 0.5, "should be less than or equal to 0.2"),
+        ("spec.variants.0.weight", 0, "experiment needs a variant with weight > 0"),
     ],
 )
 def test_invalid_specs_are_refused_with_readable_messages(

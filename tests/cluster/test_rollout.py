@@ -294,7 +294,7 @@ def test_manual_canary_splits_traffic_and_revert_rolls_back(
 
     # The CRD's printer columns, as kubectl shows them.
     row = columns(kubectl(kubectl_binary, kubeconfig, "get", "isvc", "iris", "-n", namespace))
-    assert list(row) == ["NAME", "URL", "READY", "STABLE", "CANARY%", "AGE"]
+    assert list(row) == ["NAME", "URL", "READY", "STABLE", "CANARY%", "EXPERIMENT", "AGE"]
     assert row["URL"] == f"http://iris.{namespace}.example.com"
     assert (row["READY"], row["STABLE"], row["CANARY%"]) == ("True", stable, "10")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = ["kubeserve.rollout", "kubeserve.local"]
+PACKAGES = ["kubeserve.rollout", "kubeserve.local", "kubeserve.experiment"]
 
 
 def documented_order(package: str) -> list[str]:

@@ -17,6 +17,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 from kubeserve.config import OperatorConfig
+from kubeserve.experiment.totals import Totals
 from kubeserve.rollout.analysis import (
     AnalysisMetrics,
     MetricsUnavailable,
@@ -33,7 +35,8 @@ from kubeserve.rollout.analysis import (
     evaluate,
 )
 from kubeserve.rollout.decision import MetricsRequest
-from kubeserve.rollout.metrics import read_canary_metrics
+from kubeserve.rollout.metrics import read_canary_metrics, read_experiment_counters
+from kubeserve.rollout.observation import ArmCounters, ExperimentRequest
 from kubeserve.rollout.policy import Analysis, CustomCheck
 from kubeserve.rollout.prometheus import (
     MAX_ANSWER_BYTES,
@@ -271,3 +274,64 @@ def test_fake_prometheus_oversized_answer_is_unavailable() -> None:
         result = read(url)
     assert isinstance(result, MetricsUnavailable)
     assert f"the limit of {MAX_ANSWER_BYTES} bytes" in result.reason
+
+
+# --------------------------------------------------------------------------- experiments
+
+EXPERIMENT_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ARMS = (("predictor", "aaaa1111"), ("b", "bbbb2222"))
+
+
+def read_arms(url: str, request: ExperimentRequest) -> ArmCounters:
+    """The experiment's arm counters an hour after it started at EXPERIMENT_START."""
+    config = OperatorConfig(prometheus_url=url)
+    now = EXPERIMENT_START + timedelta(hours=1)
+    return asyncio.run(read_experiment_counters(ISVC, request, config, now))
+
+
+def one(value: str | None) -> tuple[int, Any]:
+    """A success body with one sample (None: no series)."""
+    return 200, vector() if value is None else vector(value)
+
+
+def test_fake_prometheus_experiment_accuracy_counters_per_arm() -> None:
+    table = {("a", False): "1000", ("a", True): "874", ("b", False): "990", ("b", True): "903"}
+
+    def answer(query: str) -> tuple[int, Any]:
+        arm = "b" if 'variant="b"' in query else "a"
+        return one(table[(arm, "kubeserve_feedback_correct_total" in query)])
+
+    with fake_prometheus(answer) as (url, seen):
+        counters = read_arms(url, ExperimentRequest("accuracy", ARMS, EXPERIMENT_START))
+    assert counters == {
+        "predictor": Totals(1000, 874, 874),
+        "b": Totals(990, 903, 903),
+    }
+    assert all("[3600s]" in q and 'namespace="ml"' in q for q in seen)
+
+
+def test_fake_prometheus_experiment_missing_wanted_series_is_reported_not_zero() -> None:
+    def answer(query: str) -> tuple[int, Any]:
+        return one(None if "squared" in query else "10")
+
+    with fake_prometheus(answer) as (url, _):
+        counters = read_arms(url, ExperimentRequest("reward", ARMS, EXPERIMENT_START))
+    assert isinstance(counters, MetricsUnavailable)
+    assert "kubeserve_feedback_reward_squared_total" in counters.reason
+
+
+def test_fake_prometheus_experiment_custom_queries_are_rendered_and_confined() -> None:
+    numerator = 'sum(increase(clicks_total{namespace="{namespace}",arm="{variant}"}[{range}]))'
+    denominator = 'sum(increase(shown_total{namespace="{namespace}",arm="{variant}"}[{range}]))'
+    with fake_prometheus(lambda q: one("5" if "clicks" in q else "50")) as (url, seen):
+        counters = read_arms(
+            url, ExperimentRequest("custom", ARMS, EXPERIMENT_START, (numerator, denominator))
+        )
+    assert counters == {"predictor": Totals(50, 5, 5), "b": Totals(50, 5, 5)}
+    assert 'sum(increase(clicks_total{namespace="ml",arm="b"}[3600s]))' in seen
+    escaping = ("sum(increase(clicks_total[{range}]))", denominator)
+    with fake_prometheus(lambda q: one("1")) as (url, seen):
+        refused = read_arms(url, ExperimentRequest("custom", ARMS, EXPERIMENT_START, escaping))
+    assert isinstance(refused, MetricsUnavailable)
+    assert "refused" in refused.reason
+    assert seen == [], "a query leaving the namespace is never sent"

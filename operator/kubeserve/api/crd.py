@@ -39,6 +39,7 @@ PRINTER_COLUMNS: tuple[JsonObject, ...] = (
         "type": "integer",
         "jsonPath": ".status.revisions.canary.trafficPercent",
     },
+    {"name": "Experiment", "type": "string", "jsonPath": ".status.experiment.decision"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {
         "name": "Reason",

@@ -1038,6 +1038,129 @@ class Feedback(ApiModel):
 # --------------------------------------------------------------------------- spec
 
 
+# --------------------------------------------------------------------------- experiment
+
+ExperimentMetric = Literal["errorRate", "latencyMean", "accuracy", "reward", "conversion", "custom"]
+MEAN_METRICS = ("latencyMean", "reward")
+"""Metrics tested as a difference of means; the others are proportions (0..1)."""
+LOWER_IS_BETTER = ("errorRate", "latencyMean")
+"""Built-in metrics where lower is better (the default `direction`); the others: higher."""
+DEFAULT_MAX_DURATION = "168h"
+MIN_EXPERIMENT_SAMPLES = 30
+"""The fewest `minSamples`: the test's normal approximation needs some data per arm."""
+
+
+class ExperimentQueries(ApiModel):
+    """A custom proportion: two PromQL counts per arm over the experiment so far."""
+
+    numerator: LongString = Field(
+        description="PromQL counting the successes of one arm, e.g. "
+        '`sum(increase(my_hits_total{namespace="{namespace}", variant="{variant}"}[{range}]))`. '
+        "Placeholders {namespace}, {name}, {variant}, {revision} and {range} (the "
+        "experiment's age) are replaced; it must stay within the InferenceService's namespace."
+    )
+    denominator: LongString = Field(
+        description="PromQL counting the trials of one arm (same placeholders); the numerator "
+        "must never exceed it."
+    )
+
+
+class Experiment(ApiModel):
+    """An A/B experiment between the main predictor (arm A) and each weighted variant (B).
+
+    The operator tests the metric with an always-valid sequential test at every rollout
+    interval and reports the estimates, intervals, p-value and decision in
+    status.experiment. Header-matched traffic is not randomized and is not counted.
+    """
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="(self.metric == 'custom') == has(self.custom)",
+            message="experiment.custom (numerator and denominator queries) is set exactly "
+            "when experiment.metric is custom",
+            check=lambda s: (s.metric == "custom") == (s.custom is not None),
+        ),
+        Rule(
+            cel="self.metric != 'custom' || has(self.direction)",
+            message="experiment.direction (higher or lower) is required for a custom metric",
+            check=lambda s: s.metric != "custom" or s.direction is not None,
+        ),
+        Rule(
+            cel="!has(self.minDetectableEffect) || self.metric in "
+            + str(list(MEAN_METRICS)).replace('"', "'")
+            + " || self.minDetectableEffect < 1.0",
+            message="experiment.minDetectableEffect of a rate metric is a difference of rates "
+            "and must be below 1, e.g. 0.02",
+            check=lambda s: (
+                s.min_detectable_effect is None
+                or s.metric in MEAN_METRICS
+                or s.min_detectable_effect < 1
+            ),
+        ),
+    )
+
+    metric: ExperimentMetric = Field(
+        description="What is compared: errorRate (share of 5xx responses), latencyMean (mean "
+        "request latency in seconds), accuracy (share of feedback with the true label), "
+        "reward (mean feedback reward), conversion (share of feedback with reward > 0), or "
+        "custom (a proportion of two PromQL counts)."
+    )
+    custom: ExperimentQueries | None = Field(
+        default=None, description="The queries of a custom metric."
+    )
+    direction: Literal["higher", "lower"] | None = Field(
+        default=None,
+        description="Which values are better; unset = lower for errorRate and latencyMean, "
+        "higher otherwise.",
+    )
+    alpha: float = Field(
+        default=0.05,
+        ge=0.001,
+        le=0.2,
+        description="Chance of declaring a winner when the arms do not differ, for all looks "
+        "together (divided among the variants when there are several).",
+    )
+    min_samples: int = Field(
+        default=100,
+        ge=MIN_EXPERIMENT_SAMPLES,
+        le=1_000_000_000,
+        description="Samples each arm needs before the experiment can conclude.",
+    )
+    min_detectable_effect: float | None = Field(
+        default=None,
+        gt=0,
+        description="Smallest absolute difference worth detecting (e.g. 0.02 for two points "
+        "of accuracy): enables the samples-still-needed estimate, and an interval inside "
+        "plus or minus it concludes NoDifference.",
+    )
+    max_duration: Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)] = (
+        Field(
+            default=DEFAULT_MAX_DURATION,
+            description="When the experiment stops without a winner: NoDifference, or "
+            "Inconclusive when an arm has too few samples (or, with minDetectableEffect, "
+            "an effect of that size is not ruled out).",
+        )
+    )
+    on_decision: Literal["report", "promote"] = Field(
+        default="report",
+        description="report: only status and a condition; promote: the winner serves all "
+        "unmatched traffic and the losing variants' weights drop to 0 (the spec is not "
+        "changed: copy the winner into spec.predictor to make it permanent).",
+    )
+
+    @property
+    def higher_is_better(self) -> bool:
+        """The direction, with the metric's default."""
+        if self.direction is not None:
+            return self.direction == "higher"
+        return self.metric not in LOWER_IS_BETTER
+
+    @property
+    def binary(self) -> bool:
+        """Whether the metric is a proportion (0/1 observations) rather than a mean."""
+        return self.metric not in MEAN_METRICS
+
+
 class InferenceServiceSpec(ApiModel):
     """Desired state of an InferenceService."""
 
@@ -1095,6 +1218,20 @@ class InferenceServiceSpec(ApiModel):
                 )
             ),
         ),
+        Rule(
+            cel="!has(self.experiment) || "
+            "(has(self.variants) && self.variants.exists(v, has(v.weight) && v.weight > 0))",
+            message="experiment needs a variant with weight > 0: header-matched traffic is not "
+            "randomized and is not counted",
+            check=lambda s: s.experiment is None or any(v.weight > 0 for v in s.variants or ()),
+        ),
+        Rule(
+            cel="!has(self.experiment) || !has(self.variants) || "
+            "self.variants.map(v, has(v.weight) ? v.weight : 0).sum() < 100",
+            message="experiment needs traffic on the main predictor (arm A): the variants' "
+            "weights must add up to less than 100",
+            check=lambda s: s.experiment is None or sum(v.weight for v in s.variants or ()) < 100,
+        ),
     )
 
     predictor: Predictor = Field(description="The main predictor.")
@@ -1118,6 +1255,12 @@ class InferenceServiceSpec(ApiModel):
         default=None,
         description="Feedback tokens on every response and `POST /v2/models/{name}/feedback`, "
         "scored into live quality metrics per revision and variant.",
+    )
+
+    experiment: Experiment | None = Field(
+        default=None,
+        description="A/B experiment: an always-valid sequential test of a metric between the "
+        "main predictor and each weighted variant, reported in status.experiment.",
     )
 
     def predictors(self) -> list[Predictor]:
@@ -1213,6 +1356,69 @@ class VariantStatus(ApiModel):
     replicas: int | None = Field(default=None, ge=0, description="Desired pods.")
 
 
+ExperimentDecision = Literal["Running", "BWins", "AWins", "NoDifference", "Inconclusive"]
+
+
+class ExperimentArm(ApiModel):
+    """One arm of an experiment: its samples, estimate and always-valid interval."""
+
+    name: ShortString = Field(description="`predictor` (arm A) or the variant's name.")
+    revision: ShortString | None = Field(default=None, description="Serving revision.")
+    samples: int = Field(ge=0, description="Observations counted since the experiment started.")
+    estimate: float = Field(description="The metric's mean (a rate for proportions).")
+    lower: float | None = Field(default=None, description="Lower end of the interval.")
+    upper: float | None = Field(default=None, description="Upper end of the interval.")
+
+
+class ExperimentComparison(ApiModel):
+    """A variant against the main predictor: the difference (variant - main) and verdict."""
+
+    variant: ShortString = Field(description="The variant compared with the main predictor.")
+    difference: float = Field(description="Variant estimate minus main estimate.")
+    lower: float | None = Field(
+        default=None, description="Lower end of the always-valid interval of the difference."
+    )
+    upper: float | None = Field(default=None, description="Upper end of that interval.")
+    p_value: float = Field(
+        ge=0, le=1, description="Always-valid p-value (valid however often it is looked at)."
+    )
+    decision: ExperimentDecision = Field(
+        description="Running, BWins, AWins, NoDifference, Inconclusive."
+    )
+    decided_at: Timestamp | None = Field(default=None, description="When it was decided.")
+    samples_needed: int | None = Field(
+        default=None,
+        ge=0,
+        description="More samples (both arms) to detect minDetectableEffect, an estimate.",
+    )
+
+
+class ExperimentStatus(ApiModel):
+    """What the A/B experiment shows so far."""
+
+    metric: ShortString = Field(description="The metric tested.")
+    started_at: Timestamp | None = Field(default=None, description="When counting started.")
+    decision: ExperimentDecision = Field(
+        description="Overall: BWins when a variant wins, AWins when the main predictor beats "
+        "every variant, NoDifference or Inconclusive when all comparisons ended so, else "
+        "Running."
+    )
+    decided_at: Timestamp | None = Field(default=None, description="When it was decided.")
+    winner: ShortString | None = Field(default=None, description="The winning arm, if any.")
+    promoted: bool | None = Field(
+        default=None, description="The winner serves all unmatched traffic (onDecision promote)."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        default=None, description="The result in words."
+    )
+    arms: list[ExperimentArm] | None = Field(
+        default=None, max_length=MAX_VARIANTS + 1, description="The main predictor and variants."
+    )
+    comparisons: list[ExperimentComparison] | None = Field(
+        default=None, max_length=MAX_VARIANTS, description="Each variant against the main one."
+    )
+
+
 class InferenceServiceStatus(ApiModel):
     """Observed state of an InferenceService, written by the operator."""
 
@@ -1237,6 +1443,9 @@ class InferenceServiceStatus(ApiModel):
     )
     variants: list[VariantStatus] | None = Field(
         default=None, description="The main predictor and each A/B variant."
+    )
+    experiment: ExperimentStatus | None = Field(
+        default=None, description="The A/B experiment's estimates, intervals and decision."
     )
     replicas: int | None = Field(default=None, ge=0, description="Desired pods, all revisions.")
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready pods, all revisions.")

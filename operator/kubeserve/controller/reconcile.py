@@ -42,9 +42,10 @@ from kubeserve.rollout.decision import (
     WorkloadKey,
     WorkloadObservation,
     decide,
+    experiment_request,
     metrics_request,
 )
-from kubeserve.rollout.metrics import read_canary_metrics
+from kubeserve.rollout.metrics import read_canary_metrics, read_experiment_counters
 from kubeserve.rollout.state import RolloutState
 from kubeserve_runtime.contract import LABEL_COMPONENT, LABEL_REVISION, LABEL_VARIANT
 
@@ -285,7 +286,10 @@ class Reconciler:
         workloads = observe_workloads(owned)
         request = metrics_request(policy, state, now)
         reading = await self._read_metrics(isvc, request) if request else None
-        decision = decide(policy, state, Observed(workloads, reading), now, self.settings)
+        wanted = experiment_request(policy, state, now)
+        arms = await read_experiment_counters(isvc, wanted, self.config, now) if wanted else None
+        observed = Observed(workloads, reading, arms)
+        decision = decide(policy, state, observed, now, self.settings)
 
         route_error: RouteUnsupported | None = None
         try:

@@ -185,6 +185,8 @@ def desired_status(
         "readyReplicas": sum(o.ready_replicas for o in workloads.values()),
         STATUS_KEY: decision.state.to_status(),
     }
+    if state.experiment is not None:
+        status["experiment"] = state.experiment.to_status()
     if url:
         status["url"] = url
     return status

@@ -11,6 +11,7 @@ The modules, top-down: each imports only modules listed below it
   conditions, events); it only composes the stages below, in order:
 - :mod:`.canary` decides the main predictor's stable/canary/previous revisions;
 - :mod:`.variants` decides each A/B variant's serving revision;
+- :mod:`.experiment` looks at the A/B experiment's arms once per interval and decides;
 - :mod:`.traffic` decides the workloads and routes (the plan for the builders);
 - :mod:`.conditions` decides the rollout's status conditions;
 - :mod:`.transition` is what a stage returns (state, events, requeues, progress);

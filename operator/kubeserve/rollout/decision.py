@@ -13,8 +13,11 @@ stage that decides them, each a pure function with named inputs and outputs:
    revisions, traffic percent, analysis and rollback;
 3. :func:`~.variants.variant_transitions`: each A/B variant's serving revision,
    on the state the canary stage returned;
-4. :func:`~.traffic.traffic_plan` and :func:`~.conditions.rollout_conditions` read the
-   final state. The canary stage's progress outranks the variants' in the conditions.
+4. :func:`~.experiment.experiment_transition`: the A/B experiment's look and decision,
+   on the variants' state; a promoted winner's weights replace the spec's in the routes;
+5. :func:`~.traffic.traffic_plan` and :func:`~.conditions.rollout_conditions` read the
+   final state (plus ExperimentConcluded when an experiment runs). The canary stage's
+   progress outranks the variants' in the conditions.
 
 The names callers use (`Observed`, `Condition`, `RolloutSettings`, ...) are re-exported
 here, so the controller imports the decision from one module.
@@ -31,12 +34,19 @@ from kubeserve.plan import TrafficPlan
 from kubeserve.rollout.canary import canary_transition
 from kubeserve.rollout.conditions import Condition, rollout_conditions
 from kubeserve.rollout.drain import drain_ends, still_draining
+from kubeserve.rollout.experiment import (
+    experiment_condition,
+    experiment_transition,
+    promoted_weights,
+)
 from kubeserve.rollout.observation import (
+    ExperimentRequest,
     MetricsRequest,
     Observed,
     Reading,
     WorkloadKey,
     WorkloadObservation,
+    experiment_request,
     metrics_request,
 )
 from kubeserve.rollout.policy import Policy
@@ -50,6 +60,7 @@ __all__ = [
     "Condition",
     "Decision",
     "Event",
+    "ExperimentRequest",
     "MetricsRequest",
     "Observed",
     "Policy",
@@ -58,6 +69,7 @@ __all__ = [
     "WorkloadKey",
     "WorkloadObservation",
     "decide",
+    "experiment_request",
     "metrics_request",
 ]
 
@@ -95,14 +107,25 @@ def decide(
     start = start.model_copy(update={"retiring": still_draining(start.retiring, now)})
     main = canary_transition(policy, start, observed, now, settings)
     variants = variant_transitions(policy, main.state, observed, now, settings)
-    final = variants.state
-    traffic = traffic_plan(policy, final)
-    requeues = (*main.requeues, *variants.requeues, *drain_ends(final.retiring, now))
+    experiment = experiment_transition(policy, variants.state, observed, now)
+    final = experiment.state
+    weights = promoted_weights(policy, final)
+    traffic = traffic_plan(policy if weights is None else policy.with_weights(weights), final)
+    requeues = (
+        *main.requeues,
+        *variants.requeues,
+        *experiment.requeues,
+        *drain_ends(final.retiring, now),
+    )
+    concluded = experiment_condition(final)
     return Decision(
         state=final,
         plan=traffic.plan,
         predictors=traffic.predictors,
-        conditions=rollout_conditions(final, observed, main.progress or variants.progress),
-        events=(*main.events, *variants.events, *traffic.events),
+        conditions=(
+            *rollout_conditions(final, observed, main.progress or variants.progress),
+            *(() if concluded is None else (concluded,)),
+        ),
+        events=(*main.events, *variants.events, *experiment.events, *traffic.events),
         requeue_after=min(requeues) if requeues else None,
     )

@@ -28,11 +28,13 @@ With a Prometheus URL configured, :mod:`.prometheus` answers instead, over the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -40,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubeserve.builders.meta import selector_labels
 from kubeserve.rollout.analysis import MetricsUnavailable, PodCounters, Snapshot
-from kubeserve.rollout.observation import MetricsRequest, Reading
+from kubeserve.rollout.observation import ArmCounters, ExperimentRequest, MetricsRequest, Reading
 from kubeserve.rollout.prometheus import PrometheusClient
 from kubeserve.rollout.responses import read_bounded
 from kubeserve_runtime.contract import METRICS_PORT
@@ -223,6 +225,16 @@ async def scrape_pods(
     return snapshot
 
 
+@contextlib.asynccontextmanager
+async def _http(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """The caller's client, or one of our own closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    async with httpx.AsyncClient() as own:
+        yield own
+
+
 async def read_canary_metrics(
     isvc: Mapping[str, Any],
     request: MetricsRequest,
@@ -235,9 +247,7 @@ async def read_canary_metrics(
     """Measure the canary named by `request`: Prometheus when configured, else its pods."""
     meta = isvc["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    own_client = client is None
-    http = client if client is not None else httpx.AsyncClient()
-    try:
+    async with _http(client) as http:
         if settings.prometheus_url:
             prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
             return await prometheus.canary_metrics(namespace, name, request)
@@ -251,6 +261,26 @@ async def read_canary_metrics(
             version=request.revision,
             request_timeout=request_timeout,
         )
-    finally:
-        if own_client:
-            await http.aclose()
+
+
+async def read_experiment_counters(
+    isvc: Mapping[str, Any],
+    request: ExperimentRequest,
+    settings: MetricsSettings,
+    now: datetime,
+    *,
+    client: httpx.AsyncClient | None = None,
+    request_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> ArmCounters:
+    """The experiment arms' counters since it started; experiments need Prometheus (a pod
+    scrape cannot see pods that went away, nor count from the experiment's start)."""
+    if not settings.prometheus_url:
+        return MetricsUnavailable(
+            "experiments read their counters from Prometheus: set the operator's Prometheus URL"
+        )
+    meta = isvc["metadata"]
+    async with _http(client) as http:
+        prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
+        return await prometheus.experiment_counters(
+            str(meta["namespace"]), str(meta["name"]), request, now
+        )

@@ -182,12 +182,15 @@ class Policy:
     rollout: Rollout | None = None
     variants: tuple[Variant, ...] = ()
     mirror: MirrorSpec | None = None
+    experiment: api.Experiment | None = None
+    """The A/B experiment (the API model: its defaults are defined there)."""
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Policy:
         """Read the policy from an InferenceService `spec` mapping (camelCase)."""
         rollout = spec.get("rollout")
         mirror = spec.get("mirror")
+        experiment = spec.get("experiment")
         variants = tuple(
             Variant(
                 name=str(v["name"]),
@@ -211,7 +214,21 @@ class Policy:
                 if mirror is None
                 else MirrorSpec(str(mirror["variant"]), int(mirror.get("percent", 100)))
             ),
+            experiment=None if experiment is None else api.Experiment.model_validate(experiment),
         )
+
+    @property
+    def interval_seconds(self) -> float:
+        """Time between looks at canary analysis and experiments (the rollout's interval)."""
+        return DEFAULT_INTERVAL_SECONDS if self.rollout is None else self.rollout.interval_seconds
+
+    def with_weights(self, weights: Mapping[str, int]) -> Policy:
+        """The same policy with these variants' weights replaced (a promotion's routes)."""
+        variants = tuple(
+            Variant(v.name, weights.get(v.name, v.weight), v.headers, v.predictor)
+            for v in self.variants
+        )
+        return Policy(self.predictor, self.rollout, variants, self.mirror, self.experiment)
 
     @property
     def main_weight(self) -> int:

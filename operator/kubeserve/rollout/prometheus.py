@@ -13,6 +13,11 @@ run over the whole current analysis window (`MetricsRequest.window_seconds`):
   {sel}[W]))`` and the same of ``kubeserve_feedback_correct_total``, for the canary and
   for the stable revision (its own ``version``)
 
+Experiments (:meth:`PrometheusClient.experiment_counters`) read each arm's count, sum and
+sum of squares since the experiment started with the queries of
+:mod:`kubeserve.experiment.source`; custom numerator/denominator queries are confined to
+the namespace the same way as the analysis' custom query.
+
 The optional custom query (`analysis.query`) has its `{namespace}`, `{name}` and
 `{revision}` placeholders replaced (literally; PromQL's own braces are left alone), must
 confine every selector to the InferenceService's namespace (:mod:`.promql`; otherwise it
@@ -28,12 +33,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from kubeserve.experiment.source import ArmQueries, arm_queries, custom_queries, window
+from kubeserve.experiment.totals import Totals
 from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Quality
-from kubeserve.rollout.observation import MetricsRequest
+from kubeserve.rollout.observation import ArmCounters, ExperimentRequest, MetricsRequest
 from kubeserve.rollout.promql import QueryRefused, require_namespace
 from kubeserve.rollout.responses import read_bounded
 
@@ -201,3 +209,54 @@ class PrometheusClient:
             custom=values.get("custom"),
             quality=quality,
         )
+
+    async def experiment_counters(
+        self, namespace: str, name: str, request: ExperimentRequest, now: datetime
+    ) -> ArmCounters:
+        """Each arm's sufficient statistics since the experiment started."""
+        seconds = (now - request.since).total_seconds()
+        queries: dict[str, ArmQueries] = {}
+        for arm, revision in request.arms:
+            if request.custom is None:
+                queries[arm] = arm_queries(request.metric, namespace, name, arm, seconds)
+                continue
+            values = {
+                "namespace": namespace,
+                "name": name,
+                "variant": arm,
+                "revision": revision,
+                "range": window(seconds),
+            }
+            queries[arm] = custom_queries(*request.custom, values)
+            for query in (queries[arm].count, queries[arm].total):
+                try:
+                    require_namespace(query, namespace)
+                except QueryRefused as exc:
+                    return MetricsUnavailable(f"experiment query {query!r} refused: {exc}")
+        texts = [
+            q
+            for arm in queries.values()
+            for q in (arm.count, arm.total, arm.squares)
+            if q is not None
+        ]
+        try:
+            answers = dict(
+                zip(texts, await asyncio.gather(*(self.query(q) for q in texts)), strict=True)
+            )
+        except (httpx.HTTPError, PrometheusError) as exc:
+            return MetricsUnavailable(f"prometheus: {exc}")
+        counters: dict[str, Totals] = {}
+        for arm, q in queries.items():
+            count, total = answers[q.count] or 0.0, answers[q.total] or 0.0
+            if request.custom is not None and total > count:
+                return MetricsUnavailable(
+                    f"arm {arm}: numerator {total:g} exceeds denominator {count:g}"
+                )
+            squares = total
+            if q.squares is not None:
+                found = answers[q.squares]
+                if found is None and count > 0:
+                    return MetricsUnavailable(f"arm {arm}: no data for {q.squares!r}")
+                squares = found or 0.0
+            counters[arm] = Totals(count=count, total=total, squares=squares)
+        return counters

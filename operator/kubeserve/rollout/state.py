@@ -13,7 +13,10 @@ readable `status.revisions` summary is derived from it by the status writer):
 - `history`: a bounded audit trail of revisions and their outcomes;
 - `retiring`: workloads that just lost their traffic and keep their size for a short
   drain before they are scaled to zero or pruned;
-- `variants`: the serving (and pending) revision of each A/B variant.
+- `variants`: the serving (and pending) revision of each A/B variant;
+- `experiment`: the A/B experiment's arms, comparisons (with the running always-valid
+  p-value and interval each look carries to the next) and decision; the status writer
+  publishes it as `status.experiment`.
 
 Each revision record also keeps its predictor spec: during a canary the spec holds only
 the new predictor, yet the builders must still render the stable one.
@@ -138,6 +141,55 @@ class VariantState(StatusModel):
     pending: PendingRevision | None = None
 
 
+class ArmRecord(StatusModel):
+    """One experiment arm at the last look (`status.experiment.arms[]`)."""
+
+    name: str
+    revision: str | None = None
+    samples: int = 0
+    estimate: float = 0.0
+    lower: float | None = None
+    upper: float | None = None
+
+
+class ComparisonRecord(StatusModel):
+    """A variant against the main predictor (`status.experiment.comparisons[]`): the
+    interval and p-value are running ones (intersection and minimum over the looks)."""
+
+    variant: str
+    difference: float = 0.0
+    lower: float | None = None
+    upper: float | None = None
+    p_value: float = 1.0
+    decision: str = "Running"
+    decided_at: datetime | None = None
+    samples_needed: int | None = None
+
+
+class ExperimentRecord(StatusModel):
+    """The A/B experiment (`status.experiment`, less `key` and `lookedAt`)."""
+
+    key: str
+    """Hash of the experiment spec and the arms' revisions: a change restarts it."""
+    metric: str
+    started_at: datetime
+    looked_at: datetime | None = None
+    """The last look (looks are one rollout interval apart)."""
+    decision: str = "Running"
+    decided_at: datetime | None = None
+    winner: str | None = None
+    promoted: bool | None = None
+    message: str = ""
+    arms: list[ArmRecord] = Field(default_factory=list)
+    comparisons: list[ComparisonRecord] = Field(default_factory=list)
+
+    def to_status(self) -> dict[str, Any]:
+        """The public `status.experiment` value."""
+        return self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude={"key", "looked_at"}
+        )
+
+
 class RolloutState(StatusModel):
     """The whole rollout state of one InferenceService (`status.rollout`)."""
 
@@ -147,6 +199,7 @@ class RolloutState(StatusModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     retiring: list[RetiringWorkload] = Field(default_factory=list)
     variants: dict[str, VariantState] = Field(default_factory=dict)
+    experiment: ExperimentRecord | None = None
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> RolloutState:

@@ -137,7 +137,8 @@ def test_crd_names_columns_and_status() -> None:
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Stable"] == ".status.revisions.stable.name"
     assert columns["Canary%"] == ".status.revisions.canary.trafficPercent"
-    assert list(columns)[:5] == ["URL", "Ready", "Stable", "Canary%", "Age"]
+    assert columns["Experiment"] == ".status.experiment.decision"
+    assert list(columns)[:6] == ["URL", "Ready", "Stable", "Canary%", "Experiment", "Age"]
     assert version["schema"]["openAPIV3Schema"]["required"] == ["spec"]
     assert yaml.safe_load(render_crd()) == obj
 
