@@ -35,6 +35,10 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--max-latency-ms", "max_latency_ms", float),
     ("--input-schema", "input_schema", str),
     ("--auth-token-file", "auth_token_file", Path),
+    ("--tls-cert-file", "tls_cert_file", Path),
+    ("--tls-key-file", "tls_key_file", Path),
+    ("--tls-client-ca-file", "tls_client_ca_file", Path),
+    ("--tls-reload-seconds", "tls_reload_seconds", float),
     ("--max-request-bytes", "max_request_bytes", int),
     ("--max-inflight-bytes", "max_inflight_bytes", int),
     ("--max-concurrent-requests", "max_concurrent_requests", int),
@@ -101,6 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from kubeserve_runtime.server import serve
     from kubeserve_runtime.settings import RuntimeSettings
+    from kubeserve_runtime.tls import TlsError
 
     overrides = {dest: getattr(args, dest) for _, dest, _ in SERVE_FLAGS}
     try:
@@ -108,7 +113,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"kubeserve-runtime serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    return serve(settings)
+    try:
+        return serve(settings)
+    except TlsError as exc:
+        print(f"kubeserve-runtime serve: TLS: {exc}", file=sys.stderr)
+        return 2
 
 
 def _registrars() -> list[Callable[[SubParsers], None]]:
