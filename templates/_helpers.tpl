@@ -99,6 +99,10 @@ and per watched namespace (Role). Exactly the calls the operator makes, nothing 
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# spec.tls.certManager: cert-manager issues the serving certificate into a Secret.
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The canary's pods, for /metrics analysis. No Secrets: pods reference credentials by
 # name and the kubelet mounts them.
 - apiGroups: [""]

@@ -25,6 +25,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("policy", "poddisruptionbudgets"): CHILD,
     ("gateway.networking.k8s.io", "httproutes"): CHILD,
     ("networking.k8s.io", "ingresses"): CHILD,
+    ("cert-manager.io", "certificates"): CHILD,
     ("", "pods"): {"list"},
     ("", "events"): {"create"},
 }

@@ -725,6 +725,72 @@ class Auth(ApiModel):
     )
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+class IssuerRef(ApiModel):
+    """A cert-manager issuer."""
+
+    name: Name = Field(description="Name of the Issuer or ClusterIssuer.")
+    kind: Literal["Issuer", "ClusterIssuer"] = Field(
+        default="Issuer",
+        description="Issuer (in the InferenceService's namespace) or ClusterIssuer.",
+    )
+    group: ShortString = Field(
+        default="cert-manager.io", description="API group of the issuer (external issuers)."
+    )
+
+
+class CertManager(ApiModel):
+    """Have cert-manager issue the serving certificate."""
+
+    issuer_ref: IssuerRef = Field(description="The issuer that signs the certificate.")
+
+
+class ClientCA(ApiModel):
+    """Where the CA bundle that client certificates must chain to is kept."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.secretName) != has(self.configMapName)",
+            message="clientCA needs exactly one of secretName or configMapName",
+            check=lambda s: (s.secret_name is None) != (s.config_map_name is None),
+        ),
+    )
+
+    secret_name: Name | None = Field(default=None, description="Secret holding the bundle.")
+    config_map_name: Name | None = Field(default=None, description="ConfigMap holding the bundle.")
+    key: ShortString = Field(default="ca.crt", description="Key of the PEM bundle.")
+
+
+class Tls(ApiModel):
+    """TLS on the predictors' REST and gRPC ports, and optionally client certificates."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.secretName) != has(self.certManager)",
+            message="tls needs exactly one of secretName or certManager",
+            check=lambda s: (s.secret_name is None) != (s.cert_manager is None),
+        ),
+    )
+
+    secret_name: Name | None = Field(
+        default=None,
+        description="A kubernetes.io/tls Secret (keys `tls.crt`, `tls.key`) with the "
+        "serving certificate; rotations are picked up without restarts.",
+    )
+    cert_manager: CertManager | None = Field(
+        default=None,
+        description="Render a cert-manager Certificate for the Service's DNS names and the "
+        "route's host; its Secret is `<name>-tls`.",
+    )
+    client_ca: ClientCA | None = Field(
+        default=None,
+        alias="clientCA",
+        description="Require client certificates signed by this CA (mTLS); probes exempt.",
+    )
+
+
 # --------------------------------------------------------------------------- spec
 
 
@@ -775,6 +841,9 @@ class InferenceServiceSpec(ApiModel):
     mirror: Mirror | None = Field(default=None, description="Shadow traffic to a variant.")
     auth: Auth | None = Field(
         default=None, description="Require bearer tokens on inference requests."
+    )
+    tls: Tls | None = Field(
+        default=None, description="Serve TLS (and optionally require client certificates)."
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from kubeserve.api.v1alpha1 import InferenceService, Predictor
 from kubeserve.builders.route import route_children
+from kubeserve.builders.tls import certificate
 from kubeserve.builders.workload import workload_children
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import TrafficPlan
@@ -24,6 +25,7 @@ KIND_ORDER = (
     "Service",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
+    "Certificate",
     "HTTPRoute",
     "Ingress",
 )
@@ -65,6 +67,9 @@ def build_children(
             )
         predictor = Predictor.model_validate(raw)
         children += workload_children(isvc, workload, predictor, config)
+    cert = certificate(isvc, config)
+    if cert is not None:
+        children.append(cert)
     if routes:
         children += route_children(isvc, plan, config)
     return sorted(children, key=sort_key)

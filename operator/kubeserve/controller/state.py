@@ -45,6 +45,7 @@ CHILD_KINDS = (
     ChildKind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     ChildKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ChildKind("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    ChildKind("cert-manager.io", "v1", "certificates", "Certificate"),
 )
 
 ISVC_INDEX = "isvc_index"

@@ -44,6 +44,7 @@ KWOK_STAGES = (
 )
 GATEWAY_CRD_DIR = "config/crd/standard"
 SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+CERTIFICATE_CRD = "deploy/crds/cert-manager.io_certificates.yaml"
 
 
 def find_go() -> str:
@@ -283,6 +284,12 @@ def _fetch_prometheus_operator(go: Go, item: Component, out: Path) -> None:
     _copy_crds([Path(info["Dir"]) / SERVICEMONITOR_CRD], out)
 
 
+def _fetch_cert_manager(go: Go, item: Component, out: Path) -> None:
+    """Collect cert-manager's Certificate CRD."""
+    info = go.download("github.com/cert-manager/cert-manager", item.version)
+    _copy_crds([Path(info["Dir"]) / CERTIFICATE_CRD], out)
+
+
 BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "kubernetes": _build_kubernetes,
     "etcd": _build_etcd,
@@ -290,6 +297,7 @@ BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "helm": _build_helm,
     "gateway-api": _fetch_gateway_api,
     "prometheus-operator": _fetch_prometheus_operator,
+    "cert-manager": _fetch_cert_manager,
     "toxiproxy": _build_toxiproxy,
     "actionlint": _build_actionlint,
     "kubernetes-node": _build_kubernetes_node,
@@ -351,7 +359,8 @@ def path_dirs() -> list[Path]:
 
 
 def crd_files() -> list[Path]:
-    """Return the cached third-party CRD YAML files (Gateway API, ServiceMonitor)."""
+    """Return the cached third-party CRD YAML files (Gateway API, ServiceMonitor,
+    cert-manager's Certificate)."""
     files: list[Path] = []
     for item in versions.COMPONENTS:
         if item.files == ("crds",):

@@ -30,6 +30,10 @@ GATEWAY_API = "v1.4.1"
 PROMETHEUS_OPERATOR = "v0.85.0"
 """github.com/prometheus-operator/prometheus-operator: the ServiceMonitor CRD."""
 
+CERT_MANAGER = "v1.21.2"
+"""github.com/cert-manager/cert-manager: the Certificate CRD (spec.tls.certManager children
+are applied against its schema; no cert-manager controller runs)."""
+
 TRAEFIK = "v3.6.12"
 """github.com/traefik/traefik/v3: the Gateway API implementation of the real node (no Envoy).
 
@@ -79,6 +83,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("helm", HELM, ("helm",)),
     Component("gateway-api", GATEWAY_API, ("crds",)),
     Component("prometheus-operator", PROMETHEUS_OPERATOR, ("crds",)),
+    Component("cert-manager", CERT_MANAGER, ("crds",)),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
     Component("actionlint", ACTIONLINT, ("actionlint",)),
 )
