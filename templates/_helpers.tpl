@@ -99,6 +99,9 @@ and per watched namespace (Role). Exactly the calls the operator makes, nothing 
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # spec.tls.certManager: cert-manager issues the serving certificate into a Secret.
 - apiGroups: ["cert-manager.io"]
   resources: ["certificates"]

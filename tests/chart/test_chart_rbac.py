@@ -26,6 +26,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("gateway.networking.k8s.io", "httproutes"): CHILD,
     ("networking.k8s.io", "ingresses"): CHILD,
     ("cert-manager.io", "certificates"): CHILD,
+    ("networking.k8s.io", "networkpolicies"): CHILD,
     ("", "pods"): {"list"},
     ("", "events"): {"create"},
 }

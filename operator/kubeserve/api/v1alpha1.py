@@ -791,6 +791,34 @@ class Tls(ApiModel):
     )
 
 
+# --------------------------------------------------------------------------- network policy
+
+EgressRule = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+"""A networking.k8s.io/v1 NetworkPolicyEgressRule, passed through (the API server checks it)."""
+
+
+class NetworkPolicy(ApiModel):
+    """Who may reach the predictor pods (a NetworkPolicy per InferenceService)."""
+
+    enabled: bool | None = Field(
+        default=None, description="Render the NetworkPolicy; the operator's default when unset."
+    )
+    allow_same_namespace: bool = Field(
+        default=True,
+        description="Pods of the InferenceService's own namespace may reach the REST and "
+        "gRPC ports.",
+    )
+    egress: list[EgressRule] | None = Field(
+        default=None,
+        max_length=32,
+        description="NetworkPolicy egress rules of the predictor pods; unset leaves egress "
+        "open. Once set, only these are allowed (remember DNS and the model store).",
+    )
+
+
 # --------------------------------------------------------------------------- spec
 
 
@@ -844,6 +872,10 @@ class InferenceServiceSpec(ApiModel):
     )
     tls: Tls | None = Field(
         default=None, description="Serve TLS (and optionally require client certificates)."
+    )
+    network_policy: NetworkPolicy | None = Field(
+        default=None,
+        description="Restrict who reaches the predictor pods; on by default (operator config).",
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeserve.api.v1alpha1 import InferenceService, Predictor
+from kubeserve.builders.network_policy import network_policy
 from kubeserve.builders.route import route_children
 from kubeserve.builders.tls import certificate
 from kubeserve.builders.workload import workload_children
@@ -26,6 +27,7 @@ KIND_ORDER = (
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "Certificate",
+    "NetworkPolicy",
     "HTTPRoute",
     "Ingress",
 )
@@ -67,9 +69,9 @@ def build_children(
             )
         predictor = Predictor.model_validate(raw)
         children += workload_children(isvc, workload, predictor, config)
-    cert = certificate(isvc, config)
-    if cert is not None:
-        children.append(cert)
+    for extra in (certificate(isvc, config), network_policy(isvc, config)):
+        if extra is not None:
+            children.append(extra)
     if routes:
         children += route_children(isvc, plan, config)
     return sorted(children, key=sort_key)

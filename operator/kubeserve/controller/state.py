@@ -46,6 +46,7 @@ CHILD_KINDS = (
     ChildKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ChildKind("networking.k8s.io", "v1", "ingresses", "Ingress"),
     ChildKind("cert-manager.io", "v1", "certificates", "Certificate"),
+    ChildKind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 
 ISVC_INDEX = "isvc_index"
