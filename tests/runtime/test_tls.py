@@ -94,17 +94,30 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, certs.KeyPair]:
     }
 
 
+def serve_args(folder: Path, pki: dict[str, certs.KeyPair], mutual: bool) -> list[str]:
+    """Write the serving pair and the CA (``ca.pem``) into ``folder``; return the TLS
+    flags (with the CA as client CA when ``mutual``)."""
+    cert, key = write_pair(folder, "tls", pki["server"])
+    (folder / "ca.pem").write_bytes(pki["ca"].cert)
+    args = ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    return [*args, "--tls-client-ca-file", str(folder / "ca.pem")] if mutual else args
+
+
+def serving(
+    sklearn_dir: Path, pki: dict[str, certs.KeyPair], folder: Path, mutual: bool
+) -> Iterator[RuntimeProcess]:
+    """Run the iris model over TLS from files in ``folder`` (mTLS when ``mutual``)."""
+    args = serve_args(folder, pki, mutual=mutual)
+    with RuntimeProcess(sklearn_dir, "iris", *args, tls_ca=folder / "ca.pem") as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def tls_server(
     sklearn_dir: Path, pki: dict[str, certs.KeyPair], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RuntimeProcess]:
     """The iris model over TLS (no client certificates)."""
-    folder = tmp_path_factory.mktemp("tls-server")
-    cert, key = write_pair(folder, "tls", pki["server"])
-    (folder / "ca.pem").write_bytes(pki["ca"].cert)
-    args = ("--tls-cert-file", str(cert), "--tls-key-file", str(key))
-    with RuntimeProcess(sklearn_dir, "iris", *args, tls_ca=folder / "ca.pem") as server:
-        yield server
+    yield from serving(sklearn_dir, pki, tmp_path_factory.mktemp("tls"), mutual=False)
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +125,7 @@ def mtls_server(
     sklearn_dir: Path, pki: dict[str, certs.KeyPair], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RuntimeProcess]:
     """The iris model over TLS, requiring client certificates from the first CA."""
-    folder = tmp_path_factory.mktemp("mtls-server")
-    cert, key = write_pair(folder, "tls", pki["server"])
-    (folder / "ca.pem").write_bytes(pki["ca"].cert)
-    args = (
-        *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
-        *("--tls-client-ca-file", str(folder / "ca.pem")),
-    )
-    with RuntimeProcess(sklearn_dir, "iris", *args, tls_ca=folder / "ca.pem") as server:
-        yield server
+    yield from serving(sklearn_dir, pki, tmp_path_factory.mktemp("mtls"), mutual=True)
 
 
 def test_rest_grpc_and_metrics_over_tls(
@@ -199,9 +204,8 @@ def test_rotated_files_are_served_without_a_restart(
     """Files replaced under a running server (a new CA and certificate, as cert-manager
     rotation can bring) are served by REST and gRPC from the next handshakes; a
     half-written rotation (a key that does not match) keeps the previous certificate."""
-    cert, key = write_pair(tmp_path, "tls", pki["server"])
-    (tmp_path / "ca.pem").write_bytes(pki["ca"].cert)
-    args = ("--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    args = serve_args(tmp_path, pki, mutual=False)
+    cert, key = tmp_path / "tls.pem", tmp_path / "tls.key"
     with RuntimeProcess(
         sklearn_dir, "iris", *args, "--tls-reload-seconds", "0.2", tls_ca=tmp_path / "ca.pem"
     ) as server:
