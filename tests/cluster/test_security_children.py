@@ -1,7 +1,8 @@
 """spec.tls and spec.networkPolicy against the real API server: the rendered cert-manager
-Certificate and NetworkPolicy pass a strict server-side dry-run (cert-manager's own
-Certificate CRD is installed, no cert-manager controller runs), and the operator applies
-them as owned children and prunes them when the spec no longer asks for them."""
+Certificate, NetworkPolicy and Gateway API BackendTLSPolicy pass a strict server-side
+dry-run (cert-manager's own Certificate CRD is installed, no cert-manager controller
+runs), and the operator applies them as owned children and prunes them when the spec no
+longer asks for them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from kubeserve.plan import Backend, TrafficPlan, Workload
 pytestmark = pytest.mark.cluster
 
 CERTS = ("cert-manager.io", "v1")
+GATEWAY = ("gateway.networking.k8s.io", "v1")
 ISSUER = {"name": "internal-ca", "kind": "ClusterIssuer"}
 
 
@@ -31,7 +33,11 @@ def secured(name: str) -> dict[str, Any]:
         name,
         {
             "predictor": predictor("s3://m/v1"),
-            "tls": {"certManager": {"issuerRef": ISSUER}, "clientCA": {"secretName": "ca"}},
+            "tls": {
+                "certManager": {"issuerRef": ISSUER},
+                "clientCA": {"secretName": "ca"},
+                "gatewayCA": {"configMapName": "iris-ca"},
+            },
             "networkPolicy": {
                 "allowSameNamespace": False,
                 "egress": [{"ports": [{"protocol": "UDP", "port": 53}]}],
@@ -41,7 +47,8 @@ def secured(name: str) -> dict[str, Any]:
 
 
 def rendered(namespace: str) -> dict[str, dict[str, Any]]:
-    """The Certificate and NetworkPolicy the builders make for ``secured``, by kind."""
+    """The Certificate, NetworkPolicy and BackendTLSPolicy the builders make for
+    ``secured``, by kind."""
     obj = copy.deepcopy(secured("iris"))
     obj["metadata"].update({"namespace": namespace})
     plan = TrafficPlan(
@@ -58,7 +65,8 @@ def rendered(namespace: str) -> dict[str, dict[str, Any]]:
         {("predictor", "0123abcd"): obj["spec"]["predictor"]},
         config,
     )
-    return {c["kind"]: c for c in children if c["kind"] in ("Certificate", "NetworkPolicy")}
+    kinds = ("Certificate", "NetworkPolicy", "BackendTLSPolicy")
+    return {c["kind"]: c for c in children if c["kind"] in kinds}
 
 
 def test_rendered_certificate_and_policy_pass_a_strict_dry_run(
@@ -82,6 +90,15 @@ def test_rendered_certificate_and_policy_pass_a_strict_dry_run(
         namespace, objects["NetworkPolicy"], dry_run="All", field_validation="Strict"
     )
     assert policy.spec.policy_types == ["Ingress", "Egress"]
+    backend = custom.create_namespaced_custom_object(
+        *GATEWAY,
+        namespace,
+        "backendtlspolicies",
+        objects["BackendTLSPolicy"],
+        dry_run="All",
+        field_validation="Strict",
+    )
+    assert backend["spec"]["validation"]["hostname"] == f"iris.{namespace}.svc"
 
     bad = copy.deepcopy(objects["Certificate"])
     bad["spec"]["privateKey"]["algorithm"] = "DSA"
@@ -102,6 +119,15 @@ def certificates(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
     return items
 
 
+def backend_policies(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """The BackendTLSPolicies in the namespace."""
+    found = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        *GATEWAY, namespace, "backendtlspolicies"
+    )
+    items: list[dict[str, Any]] = found["items"]
+    return items
+
+
 def policies(api: client.ApiClient, namespace: str) -> list[Any]:
     """The NetworkPolicies in the namespace."""
     items: list[Any] = client.NetworkingV1Api(api).list_namespaced_network_policy(namespace).items
@@ -117,12 +143,14 @@ def pod_template(api: client.ApiClient, namespace: str) -> Any:
 def test_operator_applies_and_prunes_certificate_and_policy(
     api_client: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
-    """Owned Certificate and NetworkPolicy appear with the pods set up for TLS; when the
-    spec switches to a user Secret and turns the policy off, both are deleted."""
+    """Owned Certificate, NetworkPolicy and BackendTLSPolicy appear with the pods set up
+    for TLS; when the spec switches to a user Secret without gatewayCA and turns the
+    NetworkPolicy off, all three are deleted."""
     created = create(api_client, namespace, secured("iris"))
     uid = created["metadata"]["uid"]
     until(lambda: len(certificates(api_client, namespace)) == 1, "the Certificate")
     until(lambda: len(policies(api_client, namespace)) == 1, "the NetworkPolicy")
+    until(lambda: len(backend_policies(api_client, namespace)) == 1, "the BackendTLSPolicy")
     (cert,) = certificates(api_client, namespace)
     assert cert["metadata"]["ownerReferences"][0]["uid"] == uid
     assert cert["spec"]["secretName"] == "iris-tls"
@@ -140,7 +168,12 @@ def test_operator_applies_and_prunes_certificate_and_policy(
         api_client,
         namespace,
         "iris",
-        {"spec": {"tls": {"certManager": None, "secretName": "mine"}, "networkPolicy": None}},
+        {
+            "spec": {
+                "tls": {"certManager": None, "gatewayCA": None, "secretName": "mine"},
+                "networkPolicy": None,
+            }
+        },
     )
     patch(api_client, namespace, "iris", {"spec": {"networkPolicy": {"enabled": False}}})
     assert get(api_client, namespace, "iris")["spec"]["tls"] == {
@@ -149,6 +182,7 @@ def test_operator_applies_and_prunes_certificate_and_policy(
     }
     until(lambda: not certificates(api_client, namespace), "the Certificate pruned")
     until(lambda: not policies(api_client, namespace), "the NetworkPolicy pruned")
+    until(lambda: not backend_policies(api_client, namespace), "the BackendTLSPolicy pruned")
     until(
         lambda: (
             {v.name: v for v in pod_template(api_client, namespace).volumes}[

@@ -763,6 +763,12 @@ class ClientCA(ApiModel):
     key: ShortString = Field(default="ca.crt", description="Key of the PEM bundle.")
 
 
+class GatewayCA(ApiModel):
+    """A ConfigMap whose key `ca.crt` holds the CA bundle (Gateway API's requirement)."""
+
+    config_map_name: Name = Field(description="Name of the ConfigMap.")
+
+
 class Tls(ApiModel):
     """TLS on the predictors' REST and gRPC ports, and optionally client certificates."""
 
@@ -783,6 +789,12 @@ class Tls(ApiModel):
         default=None,
         description="Render a cert-manager Certificate for the Service's DNS names and the "
         "route's host; its Secret is `<name>-tls`.",
+    )
+    gateway_ca: GatewayCA | None = Field(
+        default=None,
+        alias="gatewayCA",
+        description="The CA the Gateway verifies the pods' certificate with; in gateway "
+        "route mode a BackendTLSPolicy is rendered for the route's Services.",
     )
     client_ca: ClientCA | None = Field(
         default=None,

@@ -16,7 +16,7 @@ from typing import Any
 from kubeserve.api.v1alpha1 import InferenceService, Predictor
 from kubeserve.builders.network_policy import network_policy
 from kubeserve.builders.route import route_children
-from kubeserve.builders.tls import certificate
+from kubeserve.builders.tls import backend_tls_policy, certificate
 from kubeserve.builders.workload import workload_children
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import TrafficPlan
@@ -29,6 +29,7 @@ KIND_ORDER = (
     "Certificate",
     "NetworkPolicy",
     "HTTPRoute",
+    "BackendTLSPolicy",
     "Ingress",
 )
 
@@ -74,4 +75,7 @@ def build_children(
             children.append(extra)
     if routes:
         children += route_children(isvc, plan, config)
+        policy = backend_tls_policy(isvc, plan, config)
+        if policy is not None:
+            children.append(policy)
     return sorted(children, key=sort_key)

@@ -13,6 +13,12 @@ A custom container gets the same files and HTTPS probes: it must serve TLS with 
 - The Secret is mounted whole-key (``items``, never ``subPath``) so kubelet updates the
   files on rotation and the runtime reloads them; the client CA (``clientCA``, a Secret
   or ConfigMap key) likewise.
+- Gateway mode with ``gatewayCA``: a ``BackendTLSPolicy`` (Gateway API v1.4 standard
+  channel, ``v1``) tells the Gateway to speak TLS to every Service the HTTPRoute names,
+  verifying the hostname ``<isvc>.<ns>.svc`` against the ConfigMap's ``ca.crt``.
+  Without it the Gateway speaks clear text to a TLS port and the route fails; nothing
+  gives the Gateway a client certificate, so ``clientCA`` and gateway routes do not mix
+  unless the implementation configures one on the Gateway itself.
 - Probes switch to ``HTTPS`` (kubelet does not verify the certificate and presents
   none; under mTLS the runtime exempts the probe paths).
 """
@@ -24,6 +30,7 @@ from typing import Any
 from kubeserve.api.v1alpha1 import InferenceService, Tls
 from kubeserve.builders.meta import ROUTE_COMPONENT, labels, object_meta
 from kubeserve.config import OperatorConfig
+from kubeserve.plan import TrafficPlan, workload_name
 from kubeserve_runtime import contract
 
 TLS_DIR = "/var/run/secrets/kubeserve/tls"
@@ -35,6 +42,7 @@ TLS_VOLUME = "tls"
 CLIENT_CA_VOLUME = "client-ca"
 CERT_MANAGER_API = "cert-manager.io/v1"
 CLUSTER_DOMAIN = "cluster.local"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
 def serving_secret(isvc_name: str, tls: Tls) -> str:
@@ -133,5 +141,37 @@ def certificate(isvc: InferenceService, config: OperatorConfig) -> dict[str, Any
             "issuerRef": {"name": issuer.name, "kind": issuer.kind, "group": issuer.group},
             "usages": ["server auth", "digital signature", "key encipherment"],
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        },
+    }
+
+
+def backend_tls_policy(
+    isvc: InferenceService, plan: TrafficPlan, config: OperatorConfig
+) -> dict[str, Any] | None:
+    """The BackendTLSPolicy of gateway mode with ``spec.tls.gatewayCA``, else None."""
+    tls = isvc.spec.tls
+    if config.ingress_mode != "gateway" or tls is None or tls.gateway_ca is None:
+        return None
+    name, namespace = isvc.metadata.name, isvc.metadata.namespace
+    backends = [*plan.backends, *(r.backend for r in plan.header_routes)]
+    if plan.mirror is not None:
+        backends.append(plan.mirror.backend)
+    services = sorted({workload_name(name, b.component, b.revision) for b in backends})
+    if not services:
+        return None
+    ca_ref = {"group": "", "kind": "ConfigMap", "name": tls.gateway_ca.config_map_name}
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "BackendTLSPolicy",
+        "metadata": object_meta(isvc, name, labels(name, ROUTE_COMPONENT)),
+        "spec": {
+            "targetRefs": [
+                {"group": "", "kind": "Service", "name": service, "sectionName": "http"}
+                for service in services
+            ],
+            "validation": {
+                "caCertificateRefs": [ca_ref],
+                "hostname": f"{name}.{namespace}.svc",
+            },
         },
     }

@@ -217,3 +217,37 @@ def test_half_configurations_are_refused(tls: dict[str, Any], message: str) -> N
     obj["spec"]["tls"] = tls
     with pytest.raises(ValidationError, match=message):
         InferenceService.model_validate(obj)
+
+
+def test_gateway_ca_renders_a_backend_tls_policy_for_every_routed_service() -> None:
+    """Gateway mode with gatewayCA: one BackendTLSPolicy naming each Service the route
+    sends to (mirror target included), the CA ConfigMap and the certificate's hostname;
+    none without gatewayCA or in other modes."""
+    plan = TrafficPlan(
+        workloads=PLAN.workloads,
+        backends=(Backend("predictor", "1a2b3c4d", 100),),
+        mirror=Mirror(Backend("predictor", "5e6f7a8b", 0), 50),
+    )
+    obj = load("iris")
+    obj["spec"]["tls"] = {"secretName": "iris-cert", "gatewayCA": {"configMapName": "iris-ca"}}
+    isvc = InferenceService.model_validate(obj)
+    predictor = obj["spec"]["predictor"]
+    predictors = {("predictor", "1a2b3c4d"): predictor, ("predictor", "5e6f7a8b"): predictor}
+    (policy,) = by_kind(
+        build_children(isvc, plan, predictors, OperatorConfig()), "BackendTLSPolicy"
+    ).values()
+    ns = obj["metadata"]["namespace"]
+    assert policy["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert policy["spec"] == {
+        "targetRefs": [
+            {"group": "", "kind": "Service", "name": f"iris-predictor-{rev}", "sectionName": "http"}
+            for rev in ("1a2b3c4d", "5e6f7a8b")
+        ],
+        "validation": {
+            "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "iris-ca"}],
+            "hostname": f"iris.{ns}.svc",
+        },
+    }
+    nginx = build_children(isvc, PLAN, predictors, OperatorConfig(ingress_mode="nginx"))
+    assert not by_kind(nginx, "BackendTLSPolicy")
+    assert not by_kind(children({"secretName": "iris-cert"}), "BackendTLSPolicy")
