@@ -1,7 +1,9 @@
 """TLS on a real runtime process: REST (httpx) and gRPC (grpc's own TLS) serve the files
 they were given, pick up rotated files without a restart, require client certificates
 under mTLS (probes excepted), and refuse TLS 1.1. Certificates are made here with
-``cryptography`` (through the control plane's PKI helpers)."""
+``cryptography`` (through the control plane's PKI helpers). gRPC calls go through grpc's
+TLS channel credentials with tritonclient's OIP stubs (the runtime's own generated
+module would clash with them in one process: the same proto package)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from kubeserve.devcluster import certs
-from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2 as pb
-from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from kubeserve_runtime.testing import RuntimeProcess, wait_until
 
 ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
