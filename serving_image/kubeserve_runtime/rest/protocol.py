@@ -15,6 +15,11 @@ refused before the application is called. Every answer the protocol writes itsel
 whatever the client still sends is read and dropped for ``LINGER_SECONDS``, so a client
 still sending its headers sees the answer rather than a reset.
 
+Client certificates: with ``client_cert_required`` (mTLS, see ``kubeserve_runtime.tls``)
+a request that came over a connection without a verified client certificate is answered
+403 before the application runs, except the liveness and readiness paths (kubelet's
+probes carry no certificate).
+
 Draining: while ``drain.draining`` is true (the data plane's flag), every response says
 ``Connection: close`` and the connection closes after it, so keep-alive clients move to
 new connections (served during the shutdown delay, refused after it). When the server
