@@ -114,6 +114,8 @@ class TlsReloader:
     def __init__(self, files: TlsFiles) -> None:
         self.files = files
         self.material, self._context = self._load()
+        self._refused: TlsMaterial | None = None
+        """The last content that could not be used (logged once, not at every poll)."""
         self.version = 1
         """Increases each time new material is taken."""
         self._listening = server_context(files, self.material.client_ca)
@@ -137,10 +139,15 @@ class TlsReloader:
         return self._listening
 
     def poll(self) -> bool:
-        """Take the files' content if it changed and is usable; True when it was taken."""
+        """Take the files' content if it changed and is usable; True when it was taken.
+
+        Unusable content is logged once (an unreadable file at every poll) and the
+        previous material stays in use."""
         try:
-            if read_material(self.files) == self.material:
+            current = read_material(self.files)
+            if current in (self.material, self._refused):
                 return False
+            self._refused = current
             material, context = self._load()
         except TlsError as exc:
             log.error(
@@ -148,7 +155,7 @@ class TlsReloader:
                 extra={"fields": {"error": str(exc)}},
             )
             return False
-        self.material, self._context = material, context
+        self.material, self._context, self._refused = material, context, None
         self.version += 1
         log.info("TLS certificate reloaded", extra={"fields": {"version": self.version}})
         return True

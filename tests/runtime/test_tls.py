@@ -224,6 +224,7 @@ def test_rotated_files_are_served_without_a_restart(
             lambda: served_certificate(server.http_port) == der(rotated.cert), "REST rotation"
         )
         wait_until(lambda: grpc_ready(server, new_ca.cert), "gRPC rotation")
+        assert server.log.count("keeping the previous TLS certificate") == 1, "logged once"
         assert not grpc_ready(server, pki["ca"].cert), "the old certificate is gone"
         with httpx.Client(verify=ssl.create_default_context(cadata=new_ca.cert.decode())) as c:
             assert c.post(f"{server.url}/v2/models/iris/infer", json=ROW).status_code == 200
