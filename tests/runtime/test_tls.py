@@ -286,3 +286,35 @@ def test_unusable_files_stop_the_start(sklearn_dir: Path, tmp_path: Path) -> Non
             assert reason in process.log
         finally:
             process.close()
+
+
+def test_a_rotated_client_ca_replaces_the_old_one(
+    sklearn_dir: Path, pki: dict[str, certs.KeyPair], tmp_path: Path
+) -> None:
+    """Under mTLS, a client CA replaced under the running server is the only one trusted
+    from then on, by REST and gRPC: the old CA's clients are refused, the new CA's are
+    served."""
+    args = serve_args(tmp_path, pki, mutual=True)
+    ca = pki["ca"].cert.decode()
+    contexts = {}
+    for name in ("client", "stranger"):
+        contexts[name] = ssl.create_default_context(cadata=ca)
+        contexts[name].load_cert_chain(*write_pair(tmp_path, name, pki[name]))
+
+    def served(name: str) -> bool:
+        try:
+            with httpx.Client(verify=contexts[name]) as client:
+                return client.get(f"{server.url}/v2/models/iris").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with RuntimeProcess(
+        sklearn_dir, "iris", *args, "--tls-reload-seconds", "0.2", tls_ca=tmp_path / "ca.pem"
+    ) as server:
+        assert served("client")
+        assert not served("stranger")
+        replace_atomically(tmp_path / "ca.pem", pki["other"].cert)
+        wait_until(lambda: served("stranger"), "the new client CA")
+        assert not served("client")
+        assert grpc_ready(server, pki["ca"].cert, pki["stranger"])
+        assert not grpc_ready(server, pki["ca"].cert, pki["client"])
