@@ -94,10 +94,17 @@ and per watched namespace (Role). Exactly the calls the operator makes, nothing 
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
-  resources: ["httproutes"]
+  resources: ["httproutes", "backendtlspolicies"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# spec.tls.certManager: cert-manager issues the serving certificate into a Secret.
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 # The canary's pods, for /metrics analysis. No Secrets: pods reference credentials by
 # name and the kubelet mounts them.

@@ -94,6 +94,27 @@ class OperatorConfig(BaseSettings):
     history_limit: int = Field(
         default=10, ge=1, le=100, description="Default length of status.revisions.history."
     )
+    network_policy: bool = Field(
+        default=True,
+        description="Render a NetworkPolicy per InferenceService unless its "
+        "spec.networkPolicy.enabled says otherwise.",
+    )
+    network_policy_ingress_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose pods (the Gateway's or ingress controller's) may reach "
+        "the predictors' REST and gRPC ports (JSON list).",
+    )
+    network_policy_ingress_pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels those pods must also carry; any pod of the namespaces when empty "
+        "(JSON object).",
+    )
+    network_policy_metrics_namespaces: list[str] = Field(
+        default_factory=lambda: ["monitoring"],
+        description="Namespaces whose pods may scrape the predictors' metrics port: "
+        "Prometheus's, and the operator's own when it reads /metrics for canary analysis "
+        "(JSON list).",
+    )
 
     @field_validator("domain_template")
     @classmethod

@@ -45,6 +45,10 @@ SERVE_FLAGS: list[tuple[str, str, type]] = [
     ("--auth-allow", "auth_allow", str),
     ("--auth-required-claims", "auth_required_claims", str),
     ("--auth-jwks-min-refresh-seconds", "auth_jwks_min_refresh_seconds", float),
+    ("--tls-cert-file", "tls_cert_file", Path),
+    ("--tls-key-file", "tls_key_file", Path),
+    ("--tls-client-ca-file", "tls_client_ca_file", Path),
+    ("--tls-reload-seconds", "tls_reload_seconds", float),
     ("--max-request-bytes", "max_request_bytes", int),
     ("--max-inflight-bytes", "max_inflight_bytes", int),
     ("--max-concurrent-requests", "max_concurrent_requests", int),
@@ -120,6 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from kubeserve_runtime.server import serve
     from kubeserve_runtime.settings import RuntimeSettings
+    from kubeserve_runtime.tls import TlsError
 
     overrides = {dest: getattr(args, dest) for _, dest, _ in SERVE_FLAGS}
     try:
@@ -127,7 +132,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"kubeserve-runtime serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    return serve(settings)
+    try:
+        return serve(settings)
+    except TlsError as exc:
+        print(f"kubeserve-runtime serve: TLS: {exc}", file=sys.stderr)
+        return 2
 
 
 def _registrars() -> list[Callable[[SubParsers], None]]:

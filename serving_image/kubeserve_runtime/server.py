@@ -32,6 +32,7 @@ import gc
 import logging
 import math
 import signal
+import ssl
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -49,6 +50,7 @@ from kubeserve_runtime.rest.app import build_app
 from kubeserve_runtime.rest.protocol import HttpLimits, http_protocol
 from kubeserve_runtime.rest.worker import ParseWorker
 from kubeserve_runtime.settings import RuntimeSettings
+from kubeserve_runtime.tls import TlsReloader
 
 log = logging.getLogger(__name__)
 HANDSHAKE_SETTLE_SECONDS = 0.2
@@ -83,6 +85,20 @@ class _HttpServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class _HttpConfig(uvicorn.Config):
+    """uvicorn's configuration with a prepared SSL context (uvicorn builds its own from
+    file names, once; the runtime's context follows rotated files)."""
+
+    def __init__(self, app: Any, ssl_context: ssl.SSLContext | None, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._ssl_context = ssl_context
+
+    def load(self) -> None:
+        """Load as uvicorn does, then put the runtime's context in place."""
+        super().load()
+        self.ssl = self._ssl_context
+
+
 class Runtime:
     """One serving process: data plane plus its HTTP, gRPC and metrics servers."""
 
@@ -98,6 +114,8 @@ class Runtime:
         self.plane = DataPlane(settings, self.metrics, self.executor)
         self.auth = build_gate(settings, self.metrics)
         self.worker = ParseWorker(settings.parse_worker_min_bytes)
+        files = settings.tls_files
+        self.tls = TlsReloader(files) if files is not None else None
         self._stop = asyncio.Event()
         self._skip_delay = asyncio.Event()
 
@@ -110,7 +128,7 @@ class Runtime:
             self._skip_delay.set()
         self._stop.set()
 
-    def _http_config(self) -> uvicorn.Config:
+    def _http_config(self) -> _HttpConfig:
         """Return uvicorn's configuration: httptools behind the runtime's guarded protocol."""
         s = self.settings
         admission = Admission(
@@ -118,12 +136,14 @@ class Runtime:
         )
         limits = HttpLimits(s.max_header_bytes, s.max_header_count, s.request_read_timeout_seconds)
         plane = self.plane
-        return uvicorn.Config(
+        mutual = self.tls is not None and self.tls.files.mutual
+        return _HttpConfig(
             build_app(plane, self.auth, admission, self.worker),
+            self.tls.rest_context if self.tls is not None else None,
             host=s.host,
             port=s.http_port,
             loop="none",
-            http=http_protocol(limits, plane),
+            http=http_protocol(limits, plane, client_cert_required=mutual),
             lifespan="off",
             access_log=False,
             log_config=None,
@@ -160,7 +180,10 @@ class Runtime:
         if s.grpc_port:
             from kubeserve_runtime.grpc.server import start_grpc_server
 
-            grpc_server = await start_grpc_server(self.plane, self.auth, s)
+            grpc_server = await start_grpc_server(self.plane, self.auth, s, self.tls)
+        reload_task = (
+            asyncio.create_task(self.tls.watch(s.tls_reload_seconds)) if self.tls else None
+        )
         log.info(
             "serving",
             extra={
@@ -169,6 +192,8 @@ class Runtime:
                     "http_port": s.http_port,
                     "grpc_port": s.grpc_port,
                     "metrics_port": metrics_server.port,
+                    "tls": self.tls is not None,
+                    "mtls": self.tls is not None and self.tls.files.mutual,
                 }
             },
         )
@@ -192,6 +217,8 @@ class Runtime:
         if status == 0:
             await self._shutdown_delay()
         http.should_exit = True
+        if reload_task is not None:
+            reload_task.cancel()
         if grpc_server is not None:
             await grpc_server.stop(s.drain_timeout_seconds)
         await asyncio.gather(http_task, return_exceptions=True)

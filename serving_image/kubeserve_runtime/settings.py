@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from kubeserve_runtime import contract
 from kubeserve_runtime.payloadlog.config import LoggerConfig
 from kubeserve_runtime.schema import InputSchema
+from kubeserve_runtime.tls import TlsFiles
 
 
 class ModelFormat(StrEnum):
@@ -107,6 +108,16 @@ class RuntimeSettings(BaseSettings):
     )
     auth_jwks_min_refresh_seconds: float = Field(
         10.0, ge=0.0, description="shortest time between JWKS fetches for unknown key ids"
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM serving certificate (chain); REST and gRPC serve TLS when set"
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of the certificate")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; clients must present a certificate it signed (mTLS)"
+    )
+    tls_reload_seconds: float = Field(
+        10.0, gt=0.0, description="how often the TLS files are checked for a new certificate"
     )
     max_request_bytes: int = Field(
         16 * MIB, ge=1024, description="largest request body or gRPC message (413 beyond)"
@@ -205,6 +216,22 @@ class RuntimeSettings(BaseSettings):
                 f"max_request_bytes ({self.max_request_bytes}): no large body could be admitted"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Self:
+        """Refuse half a TLS configuration: cert without key, or a client CA without TLS."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def tls_files(self) -> TlsFiles | None:
+        """The TLS files, or None when the ports serve clear text."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     @model_validator(mode="after")
     def _auth_complete(self) -> Self:

@@ -3,7 +3,10 @@
 ``RuntimeProcess`` picks free loopback ports, starts the server as a subprocess (the
 same entry point the image runs), waits until ``/v2/health/ready`` answers 200 and stops
 it with SIGINT (a drain without the shutdown delay; ``signal`` sends SIGTERM for tests
-of the delay). Its log goes to a file so a chatty server never blocks on a pipe.
+of the delay). Its log goes to a file so a chatty server never blocks on a pipe. With
+``tls_ca`` (the CA that signed the certificate passed in the TLS flags) the REST URL is
+``https`` and readiness is polled over TLS, trusting only that CA and presenting no
+client certificate (as kubelet's probes do).
 
 ``CloudEventsReceiver`` is a real payload-log receiver process: it parses every POST
 with the ``cloudevents`` SDK (binary, structured or batch mode) and appends one JSON
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -192,11 +196,13 @@ class RuntimeProcess:
         *args: str,
         env: dict[str, str] | None = None,
         grpc: bool = True,
+        tls_ca: Path | None = None,
     ) -> None:
         self.http_port = free_port()
         self.grpc_port = free_port() if grpc else 0
         self.metrics_port = free_port()
         self.model_name = model_name
+        self.tls_ca = tls_ca
         self.argv = [
             sys.executable,
             "-m",
@@ -225,7 +231,8 @@ class RuntimeProcess:
     @property
     def url(self) -> str:
         """Base URL of the REST port."""
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.tls_ca is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -263,7 +270,10 @@ class RuntimeProcess:
         """Poll readiness until 200; raise with the log if the process dies or times out."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
+        verify: ssl.SSLContext | bool = True
+        if self.tls_ca is not None:
+            verify = ssl.create_default_context(cafile=self.tls_ca)
+        with httpx.Client(timeout=2.0, verify=verify) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(

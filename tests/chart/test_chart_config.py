@@ -36,6 +36,12 @@ CUSTOM: dict[str, Any] = {
         "reconcileIntervalSeconds": 12.5,
         "historyLimit": 3,
         "defaultResources": {"requests": {"cpu": "250m"}},
+        "networkPolicy": {
+            "enabled": False,
+            "ingressNamespaces": ["envoy-gateway-system"],
+            "ingressPodLabels": {"app": "envoy"},
+            "metricsNamespaces": ["prometheus", "kubeserve-system"],
+        },
     },
     "operator": {"metricsPort": 9090, "healthPort": 9091},
 }
@@ -109,3 +115,8 @@ def test_custom_values_reach_the_operator(
         == "250m"
     )
     assert (config.metrics_port, config.health_port) == (9090, 9091)
+    assert config.network_policy is False
+    assert config.network_policy_ingress_namespaces == ["envoy-gateway-system"]
+    assert config.network_policy_ingress_pod_labels == {"app": "envoy"}
+    # the release namespace (the operator's: canary analysis reads /metrics) once
+    assert config.network_policy_metrics_namespaces == ["prometheus", "kubeserve-system"]

@@ -24,7 +24,10 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("autoscaling", "horizontalpodautoscalers"): CHILD,
     ("policy", "poddisruptionbudgets"): CHILD,
     ("gateway.networking.k8s.io", "httproutes"): CHILD,
+    ("gateway.networking.k8s.io", "backendtlspolicies"): CHILD,
     ("networking.k8s.io", "ingresses"): CHILD,
+    ("cert-manager.io", "certificates"): CHILD,
+    ("networking.k8s.io", "networkpolicies"): CHILD,
     ("", "pods"): {"list"},
     ("", "events"): {"create"},
 }

@@ -52,6 +52,7 @@ def test_output_is_what_the_builders_return_in_order(capsys: pytest.CaptureFixtu
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
         "HTTPRoute",
     ]
 

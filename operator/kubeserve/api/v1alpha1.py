@@ -1035,6 +1035,112 @@ class Feedback(ApiModel):
     )
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+class IssuerRef(ApiModel):
+    """A cert-manager issuer."""
+
+    name: Name = Field(description="Name of the Issuer or ClusterIssuer.")
+    kind: Literal["Issuer", "ClusterIssuer"] = Field(
+        default="Issuer",
+        description="Issuer (in the InferenceService's namespace) or ClusterIssuer.",
+    )
+    group: ShortString = Field(
+        default="cert-manager.io", description="API group of the issuer (external issuers)."
+    )
+
+
+class CertManager(ApiModel):
+    """Have cert-manager issue the serving certificate."""
+
+    issuer_ref: IssuerRef = Field(description="The issuer that signs the certificate.")
+
+
+class ClientCA(ApiModel):
+    """Where the CA bundle that client certificates must chain to is kept."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.secretName) != has(self.configMapName)",
+            message="clientCA needs exactly one of secretName or configMapName",
+            check=lambda s: (s.secret_name is None) != (s.config_map_name is None),
+        ),
+    )
+
+    secret_name: Name | None = Field(default=None, description="Secret holding the bundle.")
+    config_map_name: Name | None = Field(default=None, description="ConfigMap holding the bundle.")
+    key: ShortString = Field(default="ca.crt", description="Key of the PEM bundle.")
+
+
+class GatewayCA(ApiModel):
+    """A ConfigMap whose key `ca.crt` holds the CA bundle (Gateway API's requirement)."""
+
+    config_map_name: Name = Field(description="Name of the ConfigMap.")
+
+
+class Tls(ApiModel):
+    """TLS on the predictors' REST and gRPC ports, and optionally client certificates."""
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.secretName) != has(self.certManager)",
+            message="tls needs exactly one of secretName or certManager",
+            check=lambda s: (s.secret_name is None) != (s.cert_manager is None),
+        ),
+    )
+
+    secret_name: Name | None = Field(
+        default=None,
+        description="A kubernetes.io/tls Secret (keys `tls.crt`, `tls.key`) with the "
+        "serving certificate; rotations are picked up without restarts.",
+    )
+    cert_manager: CertManager | None = Field(
+        default=None,
+        description="Render a cert-manager Certificate for the Service's DNS names and the "
+        "route's host; its Secret is `<name>-tls`.",
+    )
+    gateway_ca: GatewayCA | None = Field(
+        default=None,
+        alias="gatewayCA",
+        description="The CA the Gateway verifies the pods' certificate with; in gateway "
+        "route mode a BackendTLSPolicy is rendered for the route's Services.",
+    )
+    client_ca: ClientCA | None = Field(
+        default=None,
+        alias="clientCA",
+        description="Require client certificates signed by this CA (mTLS); probes exempt.",
+    )
+
+
+# --------------------------------------------------------------------------- network policy
+
+EgressRule = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+"""A networking.k8s.io/v1 NetworkPolicyEgressRule, passed through (the API server checks it)."""
+
+
+class NetworkPolicy(ApiModel):
+    """Who may reach the predictor pods (a NetworkPolicy per InferenceService)."""
+
+    enabled: bool | None = Field(
+        default=None, description="Render the NetworkPolicy; the operator's default when unset."
+    )
+    allow_same_namespace: bool = Field(
+        default=True,
+        description="Pods of the InferenceService's own namespace may reach the REST and "
+        "gRPC ports.",
+    )
+    egress: list[EgressRule] | None = Field(
+        default=None,
+        max_length=32,
+        description="NetworkPolicy egress rules of the predictor pods; unset leaves egress "
+        "open. Once set, only these are allowed (remember DNS and the model store).",
+    )
+
+
 # --------------------------------------------------------------------------- spec
 
 
@@ -1261,6 +1367,14 @@ class InferenceServiceSpec(ApiModel):
         default=None,
         description="A/B experiment: an always-valid sequential test of a metric between the "
         "main predictor and each weighted variant, reported in status.experiment.",
+    )
+
+    tls: Tls | None = Field(
+        default=None, description="Serve TLS (and optionally require client certificates)."
+    )
+    network_policy: NetworkPolicy | None = Field(
+        default=None,
+        description="Restrict who reaches the predictor pods; on by default (operator config).",
     )
 
     def predictors(self) -> list[Predictor]:

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeserve.api.v1alpha1 import InferenceService, Predictor
+from kubeserve.builders.network_policy import network_policy
 from kubeserve.builders.route import route_children
+from kubeserve.builders.tls import backend_tls_policy, certificate
 from kubeserve.builders.workload import workload_children
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import TrafficPlan
@@ -24,7 +26,10 @@ KIND_ORDER = (
     "Service",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
+    "Certificate",
+    "NetworkPolicy",
     "HTTPRoute",
+    "BackendTLSPolicy",
     "Ingress",
 )
 
@@ -65,6 +70,12 @@ def build_children(
             )
         predictor = Predictor.model_validate(raw)
         children += workload_children(isvc, workload, predictor, config)
+    for extra in (certificate(isvc, config), network_policy(isvc, config)):
+        if extra is not None:
+            children.append(extra)
     if routes:
         children += route_children(isvc, plan, config)
+        policy = backend_tls_policy(isvc, plan, config)
+        if policy is not None:
+            children.append(policy)
     return sorted(children, key=sort_key)

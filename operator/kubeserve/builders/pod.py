@@ -54,11 +54,13 @@ from kubeserve.api.v1alpha1 import (
     Model,
     Predictor,
     ResourceRequirements,
+    Tls,
     TopologySpreadConstraint,
     canonical_size,
     size_bytes,
 )
 from kubeserve.builders.payloadlog import LoggerParts, logger_parts
+from kubeserve.builders.tls import tls_volumes, with_tls
 from kubeserve.config import OperatorConfig
 from kubeserve_runtime import contract
 from kubeserve_runtime.contract import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_DIR, PVC_ROOT
@@ -414,6 +416,7 @@ def pod_template(
     *,
     namespace: str,
     component: str,
+    tls: Tls | None = None,
 ) -> dict[str, Any]:
     """Return the Deployment's pod template for one revision of one predictor.
 
@@ -421,6 +424,7 @@ def pod_template(
     `namespace` and `component` (predictor or the variant) name the payload logs' origin.
     `feedback` (spec.feedback and the component) mounts the key Secret into the bundled
     runtime; custom containers get no key (they are not the runtime).
+    With `tls` the serving container serves TLS (:mod:`kubeserve.builders.tls`).
     """
     model_limit = canonical_size(
         predictor.model.storage_size_limit if predictor.model else DEFAULT_STORAGE_SIZE_LIMIT
@@ -445,6 +449,10 @@ def pod_template(
         volumes += extra
     else:
         containers = [_custom_container(c, auth_secret, config) for c in predictor.containers or ()]
+    if tls is not None:
+        bundled = predictor.model is not None
+        containers = [with_tls(c, tls, runtime=bundled) for c in containers]
+        volumes += tls_volumes(isvc_name, tls)
     if auth_secret is not None:
         volumes.append(
             {

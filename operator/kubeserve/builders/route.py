@@ -43,7 +43,8 @@ def url(isvc: InferenceService, config: OperatorConfig) -> str:
     """Where clients reach the InferenceService (status.url)."""
     if config.ingress_mode == "none":
         meta = isvc.metadata
-        return f"http://{meta.name}.{meta.namespace}.svc.cluster.local:{HTTP_PORT}"
+        scheme = "https" if isvc.spec.tls is not None else "http"
+        return f"{scheme}://{meta.name}.{meta.namespace}.svc.cluster.local:{HTTP_PORT}"
     return f"{config.url_scheme}://{config.host(isvc.metadata.name, isvc.metadata.namespace)}"
 
 
@@ -233,6 +234,12 @@ def nginx_ingresses(
         main_annotations[f"{NGINX}/mirror-target"] = (
             f"http://{target}.{ns}.svc.cluster.local:{HTTP_PORT}$request_uri"
         )
+    if isvc.spec.tls is not None:  # ingress-nginx speaks TLS to the pods (no verification)
+        for backend_side in (main_annotations, annotations):
+            backend_side[f"{NGINX}/backend-protocol"] = "HTTPS"
+        if plan.mirror is not None:
+            mirror = main_annotations[f"{NGINX}/mirror-target"]
+            main_annotations[f"{NGINX}/mirror-target"] = "https" + mirror.removeprefix("http")
     out = [_ingress(isvc, isvc.metadata.name, main, main_annotations, config)]
     if canary is not None:
         out.append(_ingress(isvc, f"{isvc.metadata.name}-canary", canary, annotations, config))
@@ -262,7 +269,7 @@ def isvc_service(isvc: InferenceService, plan: TrafficPlan) -> dict[str, Any] | 
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(name, *target),
-            "ports": service_ports(),
+            "ports": service_ports(tls=isvc.spec.tls is not None),
         },
     }
 

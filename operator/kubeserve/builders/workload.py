@@ -72,6 +72,7 @@ def deployment(
                 feedback,
                 namespace=isvc.metadata.namespace,
                 component=workload.component,
+                tls=isvc.spec.tls,
             ),
         }
     )
@@ -83,22 +84,23 @@ def deployment(
     }
 
 
-def service_ports() -> list[dict[str, Any]]:
-    """REST and gRPC ports, named, with their application protocols."""
+def service_ports(tls: bool = False) -> list[dict[str, Any]]:
+    """REST and gRPC ports, named, with their application protocols (``https`` for both
+    under TLS: gRPC then negotiates HTTP/2 by ALPN)."""
     return [
         {
             "name": "http",
             "port": HTTP_PORT,
             "targetPort": HTTP_PORT,
             "protocol": "TCP",
-            "appProtocol": "http",
+            "appProtocol": "https" if tls else "http",
         },
         {
             "name": "grpc",
             "port": GRPC_PORT,
             "targetPort": GRPC_PORT,
             "protocol": "TCP",
-            "appProtocol": "kubernetes.io/h2c",
+            "appProtocol": "https" if tls else "kubernetes.io/h2c",
         },
     ]
 
@@ -115,7 +117,7 @@ def service(isvc: InferenceService, workload: Workload) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(isvc.metadata.name, workload.component, workload.revision),
-            "ports": service_ports(),
+            "ports": service_ports(tls=isvc.spec.tls is not None),
         },
     }
 

@@ -44,7 +44,10 @@ CHILD_KINDS = (
     ChildKind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     ChildKind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     ChildKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
+    ChildKind("gateway.networking.k8s.io", "v1", "backendtlspolicies", "BackendTLSPolicy"),
     ChildKind("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    ChildKind("cert-manager.io", "v1", "certificates", "Certificate"),
+    ChildKind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 
 ISVC_INDEX = "isvc_index"

@@ -47,6 +47,7 @@ KWOK_STAGES = (
 )
 GATEWAY_CRD_DIR = "config/crd/standard"
 PROMETHEUS_OPERATOR_CRD_DIR = "example/prometheus-operator-crd"
+CERTIFICATE_CRD = "deploy/crds/cert-manager.io_certificates.yaml"
 
 
 def find_go() -> str:
@@ -307,6 +308,12 @@ def _fetch_prometheus_operator(go: Go, item: Component, out: Path) -> None:
     _copy_crds([folder / name for name in versions.PROMETHEUS_OPERATOR_CRDS], out)
 
 
+def _fetch_cert_manager(go: Go, item: Component, out: Path) -> None:
+    """Collect cert-manager's Certificate CRD."""
+    info = go.download("github.com/cert-manager/cert-manager", item.version)
+    _copy_crds([Path(info["Dir"]) / CERTIFICATE_CRD], out)
+
+
 BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "kubernetes": _build_kubernetes,
     "etcd": _build_etcd,
@@ -314,6 +321,7 @@ BUILDERS: dict[str, Callable[[Go, Component, Path], None]] = {
     "helm": _build_helm,
     "gateway-api": _fetch_gateway_api,
     "prometheus-operator": _fetch_prometheus_operator,
+    "cert-manager": _fetch_cert_manager,
     "toxiproxy": _build_toxiproxy,
     "actionlint": _build_actionlint,
     "prometheus": _build_prometheus,
@@ -376,7 +384,8 @@ def path_dirs() -> list[Path]:
 
 
 def crd_files() -> list[Path]:
-    """Return the cached third-party CRD YAML files (Gateway API, Prometheus Operator)."""
+    """Return the cached third-party CRD YAML files (Gateway API, Prometheus Operator's
+    ServiceMonitor and PrometheusRule, cert-manager's Certificate)."""
     files: list[Path] = []
     for item in versions.COMPONENTS:
         if item.holds_crds:

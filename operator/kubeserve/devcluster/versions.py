@@ -36,6 +36,10 @@ PROMETHEUS_OPERATOR_CRDS = (
     "monitoring.coreos.com_prometheusrules.yaml",
 )
 
+CERT_MANAGER = "v1.21.2"
+"""github.com/cert-manager/cert-manager: the Certificate CRD (spec.tls.certManager children
+are applied against its schema; no cert-manager controller runs)."""
+
 TRAEFIK = "v3.6.12"
 """github.com/traefik/traefik/v3: the Gateway API implementation of the real node (no Envoy).
 
@@ -116,6 +120,7 @@ COMPONENTS: tuple[Component, ...] = (
         PROMETHEUS_OPERATOR,
         tuple(f"crds/{name}" for name in PROMETHEUS_OPERATOR_CRDS),
     ),
+    Component("cert-manager", CERT_MANAGER, ("crds",)),
     Component("toxiproxy", TOXIPROXY, ("toxiproxy-server",)),
     Component("actionlint", ACTIONLINT, ("actionlint",)),
     Component("prometheus", PROMETHEUS, ("prometheus", "promtool")),

@@ -23,6 +23,8 @@ from kubeserve_runtime import contract
 from kubeserve_runtime.storage.redaction import redact_uri
 
 PORT_VARS = (contract.ENV_HTTP_PORT, contract.ENV_GRPC_PORT, contract.ENV_METRICS_PORT)
+TLS_VARS = (contract.ENV_TLS_CERT_FILE, contract.ENV_TLS_KEY_FILE, contract.ENV_TLS_CLIENT_CA_FILE)
+"""Left out locally: they name files mounted in the pod; local serves clear text on loopback."""
 
 
 def runtime_env(
@@ -36,7 +38,7 @@ def runtime_env(
 ) -> dict[str, str]:
     """The process environment: the caller's without KUBESERVE_*, plus the pod's settings."""
     env = {k: v for k, v in base.items() if not k.startswith(contract.ENV_PREFIX)}
-    env.update(predictor.env)
+    env.update((k, v) for k, v in predictor.env.items() if k not in TLS_VARS)
     env[contract.ENV_MODEL_DIR] = str(model_dir)
     for var, port in zip(PORT_VARS, (ports.http, ports.grpc, ports.metrics), strict=True):
         env[var] = str(port)

@@ -45,6 +45,7 @@ from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2 as pb
 from kubeserve_runtime.grpc.generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from kubeserve_runtime.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
 from kubeserve_runtime.settings import RuntimeSettings
+from kubeserve_runtime.tls import TlsReloader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -311,9 +312,12 @@ class _GeneratedHandlers:
 
 
 async def start_grpc_server(
-    plane: DataPlane, auth: AuthGate | None, settings: RuntimeSettings
+    plane: DataPlane,
+    auth: AuthGate | None,
+    settings: RuntimeSettings,
+    tls: TlsReloader | None = None,
 ) -> Any:
-    """Start the gRPC server on ``settings.grpc_port`` and return it."""
+    """Start the gRPC server on ``settings.grpc_port`` (TLS with ``tls``) and return it."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
@@ -338,6 +342,10 @@ async def start_grpc_server(
         (grpc.method_handlers_generic_handler(service, {method: feedback}),)
     )
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    server.add_insecure_port(f"{host}:{settings.grpc_port}")
+    address = f"{host}:{settings.grpc_port}"
+    if tls is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, tls.grpc_credentials())
     await server.start()
     return server

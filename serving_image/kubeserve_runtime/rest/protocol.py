@@ -15,6 +15,11 @@ refused before the application is called. Every answer the protocol writes itsel
 whatever the client still sends is read and dropped for ``LINGER_SECONDS``, so a client
 still sending its headers sees the answer rather than a reset.
 
+Client certificates: with ``client_cert_required`` (mTLS, see ``kubeserve_runtime.tls``)
+a request that came over a connection without a verified client certificate is answered
+403 before the application runs, except the liveness and readiness paths (kubelet's
+probes carry no certificate).
+
 Draining: while ``drain.draining`` is true (the data plane's flag), every response says
 ``Connection: close`` and the connection closes after it, so keep-alive clients move to
 new connections (served during the shutdown delay, refused after it). When the server
@@ -34,6 +39,7 @@ import orjson
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from kubeserve_runtime import contract
 from kubeserve_runtime.rest.messages import JSON
 
 LINGER_SECONDS = 2.0
@@ -42,6 +48,8 @@ READ_TIMED_OUT = "kubeserve.read_timed_out"
 """Scope key set when the body stopped arriving in time; the endpoint counts a 408."""
 CLIENT_CLOSED = 499  # nginx's "client closed request": counted, nothing is sent
 REQUEST_TIMEOUT = 408
+PROBE_PATHS = frozenset((contract.LIVE_PATH, contract.READY_PATH))
+"""Paths answered under mTLS to clients without a certificate (kubelet probes have none)."""
 
 _CONTENT_TYPE = b"content-type: " + JSON.encode() + b"\r\n"
 _CLOSE = b"connection: close\r\n"
@@ -88,17 +96,29 @@ def error_bytes(status: int, message: str) -> bytes:
     return b"".join((STATUS_LINE[status], _CONTENT_TYPE, length, _CLOSE, b"\r\n", body))
 
 
-async def connections_exhausted(scope: Any, receive: Any, send: Any) -> None:
-    """The JSON 503 answered instead of uvicorn's text one past ``limit_concurrency``."""
-    body = orjson.dumps({"error": "too many connections; retry later"})
+async def json_response(
+    send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    """Send a complete ``{"error": message}`` response that closes the connection."""
+    body = orjson.dumps({"error": message})
     headers = [
         (b"content-type", JSON.encode()),
         (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"),
+        *extra,
         (b"connection", b"close"),
     ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def connections_exhausted(scope: Any, receive: Any, send: Any) -> None:
+    """The JSON 503 answered instead of uvicorn's text one past ``limit_concurrency``."""
+    await json_response(send, 503, "too many connections; retry later", [(b"retry-after", b"1")])
+
+
+async def client_certificate_missing(scope: Any, receive: Any, send: Any) -> None:
+    """The JSON 403 answered under mTLS to a request that came without a certificate."""
+    await json_response(send, 403, "a client certificate is required", [])
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -106,6 +126,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     limits: ClassVar[HttpLimits]
     drain: ClassVar[DrainState]
+    client_cert_required: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -199,9 +220,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        """Start a request, answering uvicorn's connection-limit 503 in JSON."""
+        """Start a request, answering uvicorn's connection-limit 503 in JSON and, under
+        mTLS, 403 to a client without a certificate (probe paths excepted)."""
         if app is service_unavailable:
             app = connections_exhausted
+        elif self.client_cert_required and cycle.scope["path"] not in PROBE_PATHS:
+            ssl_object = self.transport.get_extra_info("ssl_object")
+            if ssl_object is None or not ssl_object.getpeercert():
+                app = client_certificate_missing
         super()._start_asgi_task(cycle, app)
 
     # -- helpers ---------------------------------------------------------------------
@@ -253,6 +279,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._read_timer = None
 
 
-def http_protocol(limits: HttpLimits, drain: DrainState) -> type[HttpToolsProtocol]:
+def http_protocol(
+    limits: HttpLimits, drain: DrainState, client_cert_required: bool = False
+) -> type[HttpToolsProtocol]:
     """Return the protocol class uvicorn should use for these limits and drain state."""
-    return type("ServingHttpProtocol", (GuardedHttpProtocol,), {"limits": limits, "drain": drain})
+    attributes = {"limits": limits, "drain": drain, "client_cert_required": client_cert_required}
+    return type("ServingHttpProtocol", (GuardedHttpProtocol,), attributes)

@@ -426,7 +426,7 @@ def test_routes_can_be_left_out_and_none_mode() -> None:
             InferenceService.model_validate(obj), plan, predictors, config, routes=False
         )
     }
-    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "NetworkPolicy"}
     none = OperatorConfig(ingress_mode="none")
     children = build_children(InferenceService.model_validate(obj), plan, predictors, none)
     assert "HTTPRoute" not in {c["kind"] for c in children}
