@@ -30,6 +30,7 @@ from kubeserve.controller.drift import merge_patch, needs_apply, prune_none, sta
 from kubeserve.controller.kube import ConflictError, Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.state import Controller
+from kubeserve.controller.health import DEADLINE_REASON
 from kubeserve.controller.status import desired_status, merge_conditions
 from kubeserve.controller.workqueue import Key
 from kubeserve.rollout.decision import (
@@ -105,9 +106,23 @@ def observe_workloads(
             and int(status.get("updatedReplicas") or 0) >= wanted
         )
         found[key] = WorkloadObservation(
-            ready=rolled_out and available >= wanted, ready_replicas=ready_replicas
+            ready=rolled_out and available >= wanted,
+            ready_replicas=ready_replicas,
+            stalled=past_deadline(status),
         )
     return found
+
+
+def past_deadline(status: Mapping[str, Any]) -> str | None:
+    """The message of a Deployment status whose rollout exceeded its progress deadline."""
+    for cond in status.get("conditions") or ():
+        if (
+            cond.get("type") == "Progressing"
+            and cond.get("status") == "False"
+            and cond.get("reason") == DEADLINE_REASON
+        ):
+            return str(cond.get("message") or DEADLINE_REASON)
+    return None
 
 
 def failure_message(exc: Exception) -> str:
