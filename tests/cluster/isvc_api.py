@@ -84,7 +84,8 @@ def capture(obj: dict[str, Any], name: str) -> None:
     conditions = status.get("conditions") or []
     assert all(c.get("observedGeneration") == generation for c in conditions), conditions
     abnormal = [c for c in conditions if c["type"] in ("Reconciling", "Stalled")]
-    assert len(abnormal) <= 1 and all(c["status"] == "True" for c in abnormal), abnormal
+    assert len(abnormal) <= 1, abnormal
+    assert all(c["status"] == "True" for c in abnormal), abnormal
     folder = os.environ.get(CAPTURE_ENV)
     if not folder:
         return

@@ -1129,7 +1129,8 @@ class InferenceServiceSpec(ApiModel):
 
 
 class Condition(ApiModel):
-    """A Kubernetes condition (Ready, PredictorReady, RoutesReady, Rollout*)."""
+    """A Kubernetes condition (Ready, PredictorReady, RoutesReady, Rollout*, and the kstatus
+    Reconciling and Stalled, present only while True)."""
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=316)] = Field(
         description="Condition type."
@@ -1222,7 +1223,8 @@ class InferenceServiceStatus(ApiModel):
     url: ShortString | None = Field(default=None, description="Where clients send requests.")
     conditions: list[Condition] | None = Field(
         default=None,
-        description="Ready, PredictorReady, RoutesReady and rollout conditions.",
+        description="Ready, PredictorReady, RoutesReady, rollout conditions, and the kstatus "
+        "Reconciling and Stalled (present only while True).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     revisions: Revisions | None = Field(

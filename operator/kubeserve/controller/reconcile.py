@@ -27,10 +27,10 @@ from kubeserve.builders import RouteUnsupported, build_children, url
 from kubeserve.builders.meta import ROUTE_COMPONENT
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.drift import merge_patch, needs_apply, prune_none, stamp
+from kubeserve.controller.health import DEADLINE_REASON
 from kubeserve.controller.kube import ConflictError, Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.state import Controller
-from kubeserve.controller.health import DEADLINE_REASON
 from kubeserve.controller.status import desired_status, merge_conditions
 from kubeserve.controller.workqueue import Key
 from kubeserve.rollout.decision import (
