@@ -87,11 +87,13 @@ def desired_status(
     url: str | None,
     route_error: RouteUnsupported | None,
     now: dt.datetime,
+    extra_conditions: Sequence[Condition] = (),
 ) -> dict[str, Any]:
     """The full status the InferenceService should show after this pass.
 
     `live_conditions` are the stored ones, as stored: a condition keeps its
-    lastTransitionTime while its status holds.
+    lastTransitionTime while its status holds. `extra_conditions` are shown as they are
+    (DriftDetected); they do not count for Ready or the kstatus conditions.
     """
     name = isvc.metadata.name
     generation = isvc.metadata.generation
@@ -188,7 +190,7 @@ def desired_status(
     )
     conditions = merge_conditions(
         live_conditions,
-        [*decision.conditions, routes, ready, *health],
+        [*decision.conditions, routes, ready, *health, *extra_conditions],
         generation,
         now,
     )
