@@ -1,11 +1,11 @@
 """The Argo CD health check (docs/argocd/health.lua) run by a real Lua 5.1 interpreter
 (Argo CD's gopher-lua speaks 5.1) on statuses the operator wrote in the cluster tests.
 
-The fixtures in tests/unit/statuses/ were captured by the cluster tests of
-tests/cluster/test_rollout.py (``KUBESERVE_CAPTURE_STATUSES=tests/unit/statuses pytest
-tests/cluster/test_rollout.py``), each where the test checks that state. The cases
-the operator cannot be caught in (an unobserved generation, no status yet, a failed
-pass) are made from those captures, in the test, field by field.
+The fixtures in tests/unit/statuses/ were captured by the cluster tests
+(tests/cluster/test_rollout.py and test_drift.py call ``capture`` where they check each
+state; run them with ``KUBESERVE_CAPTURE_STATUSES=$PWD/tests/unit/statuses`` to write
+them again). The cases the operator cannot be caught in (an unobserved generation, no
+status yet, a failed pass) are made from those captures, in the test, field by field.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     ("name", "status", "reason"),
     [
         ("ready", "Healthy", "Ready"),
+        ("drift-detected", "Healthy", "Ready"),  # drift informs, it does not degrade
         ("canary-progressing", "Progressing", "Reconciling"),
         ("rolled-back", "Degraded", "Stalled"),
         ("route-refused", "Degraded", "Stalled"),
