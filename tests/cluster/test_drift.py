@@ -118,13 +118,19 @@ def test_psi_above_threshold_sets_drift_detected_posts_an_event_and_calls_the_we
             ),
             "the delivery recorded",
         )
-        events = [
-            e
-            for e in client.CoreV1Api(api_client)
-            .list_namespaced_event(namespace, field_selector="involvedObject.name=iris")
-            .items
-            if e.reason == "DriftDetected"
-        ]
+
+        def drift_events() -> list[Any]:
+            return [
+                e
+                for e in client.CoreV1Api(api_client)
+                .list_namespaced_event(namespace, field_selector="involvedObject.name=iris")
+                .items
+                if e.reason == "DriftDetected"
+            ]
+
+        # Events are posted right after the status write that records the detection.
+        until(lambda: bool(drift_events()), "a DriftDetected Event")
+        events = drift_events()
         received = receiver.events()
     cond = drift_condition(detected)
     assert (cond["reason"], cond["observedGeneration"]) == ("PSIAboveThreshold", 1)

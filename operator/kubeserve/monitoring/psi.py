@@ -6,7 +6,7 @@ the highest PSI of each feature over the revision's pods (one replica that sees 
 traffic is enough). With Prometheus: ``max by (feature) (kubeserve_input_drift_psi{
 namespace,model,version})`` at the time of the pass. Without: the revision's Ready pods'
 /metrics, within the same bounds as the canary scrape (:mod:`kubeserve.rollout.metrics`:
-size, deadline, sample lines). Any failure makes the whole reading
+size, deadline, sample lines, pods at once). Any failure makes the whole reading
 :class:`~.drift.DriftUnavailable`.
 """
 
@@ -26,10 +26,13 @@ from kubeserve.rollout.metrics import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_SAMPLES,
     MAX_SCRAPE_BYTES,
+    SCRAPE_CONCURRENCY,
     MetricsSettings,
     PodLister,
     PodTarget,
+    http_client,
     pod_targets,
+    scrape_failure,
 )
 from kubeserve.rollout.prometheus import PrometheusClient, PrometheusError, selector
 from kubeserve.rollout.responses import read_bounded
@@ -81,24 +84,21 @@ async def scrape_psi(
     if not targets:
         return DriftUnavailable(f"no Ready pod of revision {version} to scrape")
 
+    slots = asyncio.Semaphore(SCRAPE_CONCURRENCY)
+
     async def fetch(target: PodTarget) -> dict[str, float]:
-        response, body = await read_bounded(
-            client, target.url, max_bytes=MAX_SCRAPE_BYTES, deadline=request_timeout
-        )
+        async with slots:
+            response, body = await read_bounded(
+                client, target.url, max_bytes=MAX_SCRAPE_BYTES, deadline=request_timeout
+            )
         response.raise_for_status()
         return parse_psi(body.decode("utf-8", errors="replace"), model=model, version=version)
 
     results = await asyncio.gather(*(fetch(t) for t in targets), return_exceptions=True)
     readings: list[dict[str, float]] = []
     for target, result in zip(targets, results, strict=True):
-        if isinstance(result, TimeoutError):
-            return DriftUnavailable(
-                f"scraping pod {target.name}: no answer in {request_timeout:g}s"
-            )
-        if isinstance(result, httpx.HTTPError | ValueError):
-            return DriftUnavailable(f"scraping pod {target.name} ({target.url}): {result}")
         if isinstance(result, BaseException):
-            raise result
+            return DriftUnavailable(scrape_failure(target, result, request_timeout))
         readings.append(result)
     return highest(readings)
 
@@ -116,9 +116,7 @@ async def read_psi(
     configured, else its pods."""
     meta = isvc["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    own_client = client is None
-    http = client if client is not None else httpx.AsyncClient()
-    try:
+    async with http_client(client) as http:
         if settings.prometheus_url:
             prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
             try:
@@ -129,6 +127,3 @@ async def read_psi(
         return await scrape_psi(
             pod_targets(pods), http, model=name, version=revision, request_timeout=request_timeout
         )
-    finally:
-        if own_client:
-            await http.aclose()

@@ -28,9 +28,10 @@ With a Prometheus URL configured, :mod:`.prometheus` answers instead, over the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -212,15 +213,30 @@ async def scrape_pods(
     snapshot: dict[str, PodCounters] = {}
     for target, result in zip(targets, results, strict=True):
         if isinstance(result, BaseException):
-            if isinstance(result, TimeoutError):
-                detail = f"no complete answer within {request_timeout:g}s"
-            elif isinstance(result, httpx.HTTPError | ValueError):
-                detail = str(result) or type(result).__name__
-            else:
-                raise result
-            return MetricsUnavailable(f"scraping pod {target.name} ({target.url}): {detail}")
+            return MetricsUnavailable(scrape_failure(target, result, request_timeout))
         snapshot[target.name] = result
     return snapshot
+
+
+def scrape_failure(target: PodTarget, error: BaseException, request_timeout: float) -> str:
+    """Why scraping `target` failed; re-raises an error that is not a failed scrape."""
+    if isinstance(error, TimeoutError):
+        detail = f"no complete answer within {request_timeout:g}s"
+    elif isinstance(error, httpx.HTTPError | ValueError):
+        detail = str(error) or type(error).__name__
+    else:
+        raise error
+    return f"scraping pod {target.name} ({target.url}): {detail}"
+
+
+@contextlib.asynccontextmanager
+async def http_client(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """`client`, or a client of its own that is closed on exit."""
+    if client is not None:
+        yield client
+        return
+    async with httpx.AsyncClient() as own:
+        yield own
 
 
 async def read_canary_metrics(
@@ -235,9 +251,7 @@ async def read_canary_metrics(
     """Measure the canary named by `request`: Prometheus when configured, else its pods."""
     meta = isvc["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    own_client = client is None
-    http = client if client is not None else httpx.AsyncClient()
-    try:
+    async with http_client(client) as http:
         if settings.prometheus_url:
             prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
             return await prometheus.canary_metrics(namespace, name, request)
@@ -251,6 +265,3 @@ async def read_canary_metrics(
             version=request.revision,
             request_timeout=request_timeout,
         )
-    finally:
-        if own_client:
-            await http.aclose()
