@@ -3,7 +3,10 @@ or Stalled (present only while True, never both) out."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from kubeserve.controller.health import health_conditions
+from kubeserve.controller.status import merge_conditions
 from kubeserve.rollout.decision import Condition
 
 READY = Condition("PredictorReady", "True", "Ready", "predictor r1: 1/1 ready")
@@ -11,6 +14,8 @@ ROUTES = Condition("RoutesReady", "True", "RoutesApplied", "traffic split is app
 COMPLETE = Condition("RolloutProgressing", "False", "Complete", "revision r1 is stable")
 NOT_ROLLED_BACK = Condition("RolledBack", "False", "NotRolledBack", "")
 HEALTHY = (READY, ROUTES, COMPLETE, NOT_ROLLED_BACK)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T1 = datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
 
 
 def health(
@@ -97,3 +102,18 @@ def test_a_deployment_past_its_progress_deadline_stalls() -> None:
             "Stalled", "True", "ProgressDeadlineExceeded", "b b1: quota; predictor r2: timed out"
         ),
     )
+
+
+def test_a_condition_no_longer_wanted_leaves_the_status() -> None:
+    """The status writer keeps only this pass's conditions: Reconciling disappears (not
+    False) when the rollout ends, and Ready keeps its transition time."""
+    before = merge_conditions(
+        None,
+        [Condition("Ready", "True", "Ready", ""), Condition("Reconciling", "True", "X", "")],
+        3,
+        T0,
+    )
+    after = merge_conditions(before, [Condition("Ready", "True", "Ready", "")], 4, T1)
+    assert [(c["type"], c["lastTransitionTime"], c["observedGeneration"]) for c in after] == [
+        ("Ready", "2026-03-01T12:00:00Z", 4)
+    ]
