@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -64,3 +67,34 @@ def get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
 def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     """Poll `check` until true; raise TimeoutError naming `what`."""
     wait_until(check, what, timeout, every=0.2)
+
+
+CAPTURE_ENV = "KUBESERVE_CAPTURE_STATUSES"
+"""A folder: when set, :func:`capture` writes the statuses the tests saw there (the source
+of tests/unit/statuses/, the Argo CD health check's fixtures)."""
+
+
+def capture(obj: dict[str, Any], name: str) -> None:
+    """Check the kstatus rules on `obj` (every condition and the status carry the
+    generation the operator read; Reconciling and Stalled are never both present and
+    never False), then save it as `name`.json when CAPTURE_ENV names a folder."""
+    status = obj.get("status") or {}
+    generation = status.get("observedGeneration")
+    assert generation is not None
+    conditions = status.get("conditions") or []
+    assert all(c.get("observedGeneration") == generation for c in conditions), conditions
+    abnormal = [c for c in conditions if c["type"] in ("Reconciling", "Stalled")]
+    assert len(abnormal) <= 1, abnormal
+    assert all(c["status"] == "True" for c in abnormal), abnormal
+    folder = os.environ.get(CAPTURE_ENV)
+    if not folder:
+        return
+    meta = obj["metadata"]
+    kept = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {"name": meta["name"], "generation": meta["generation"]},
+        "spec": obj["spec"],
+        "status": status,
+    }
+    Path(folder, f"{name}.json").write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")

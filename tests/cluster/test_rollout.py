@@ -27,7 +27,17 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import joblib
 import pytest
-from isvc_api import create, custom, get, isvc, patch, predictor, set_storage_uri, until
+from isvc_api import (
+    capture,
+    create,
+    custom,
+    get,
+    isvc,
+    patch,
+    predictor,
+    set_storage_uri,
+    until,
+)
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
@@ -291,6 +301,11 @@ def test_manual_canary_splits_traffic_and_revert_rolls_back(
     obj = get(api_client, namespace, "iris")
     assert cond_is(obj, "RolloutProgressing", "True", "CanaryProgressing")
     assert cond_is(obj, "Ready", "True")
+    # A manual canary holding its share is what the spec asked for: neither kstatus
+    # condition, so a GitOps health check passes while it waits for a person.
+    assert condition(obj, "Reconciling") is None
+    assert condition(obj, "Stalled") is None
+    capture(obj, "manual-canary")
 
     # The CRD's printer columns, as kubectl shows them.
     row = columns(kubectl(kubectl_binary, kubeconfig, "get", "isvc", "iris", "-n", namespace))
@@ -412,7 +427,11 @@ def test_kubectl_wait_for_ready(
         timeout=90,
     )
     assert out.strip() == f"inferenceservice.{GROUP}/iris condition met"
-    assert is_ready(get(api_client, namespace, "iris"))
+    ready = get(api_client, namespace, "iris")
+    assert is_ready(ready)
+    assert condition(ready, "Reconciling") is None
+    assert condition(ready, "Stalled") is None
+    capture(ready, "ready")
 
 
 # --------------------------------------------------------------------------- progressive
@@ -439,9 +458,10 @@ def test_progressive_rollout_promotes_when_analysis_passes(
     create(api_client, namespace, isvc("iris", progressive_spec("s3://m/v1", analysis, [20, 50])))
     stable = revisions(wait_isvc(api_client, namespace, "iris", is_ready, "Ready"))["stable"]
     set_storage_uri(api_client, namespace, "iris", "s3://m/v2")
-    canary = revisions(wait_isvc(api_client, namespace, "iris", canary_at(20), "canary at 20%"))[
-        "canary"
-    ]
+    at20 = wait_isvc(api_client, namespace, "iris", canary_at(20), "canary at 20%")
+    canary = revisions(at20)["canary"]
+    assert cond_is(at20, "Reconciling", "True", "CanaryProgressing")
+    capture(at20, "canary-progressing")
     assert weights(api_client, namespace, "iris") == {stable["name"]: 80, canary["name"]: 20}
     done = wait_isvc(
         api_client,
@@ -501,6 +521,11 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     assert cond_is(back, "RolloutSucceeded", "False", "RolledBack")
     assert cond_is(back, "RolloutProgressing", "False", "RolledBack")
     assert cond_is(back, "Ready", "True")  # the stable still serves
+    # ... but the spec's revision will not roll out until the spec changes: Stalled.
+    assert cond_is(back, "Stalled", "True", "RolledBack")
+    assert message in (condition(back, "Stalled") or {})["message"]
+    assert condition(back, "Reconciling") is None
+    capture(back, "rolled-back")
     canary = revisions(back)["canary"]
     assert canary["trafficPercent"] == 0
     assert weights(api_client, namespace, "iris") == {stable["name"]: 100}
@@ -549,6 +574,8 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     retry = wait_isvc(api_client, namespace, "iris", canary_at(25), "new canary at 25%")
     assert revisions(retry)["canary"]["hash"] not in (canary["hash"], stable["hash"])
     assert cond_is(retry, "RolledBack", "False")
+    assert condition(retry, "Stalled") is None
+    assert cond_is(retry, "Reconciling", "True")
 
 
 def scrape_feedback(runtimes: list[RuntimeProcess]) -> dict[tuple[str, str], float]:
@@ -915,6 +942,9 @@ def test_nginx_refuses_what_it_cannot_express(
     assert "ingress-nginx allows one canary per host" in message
     assert "use the Gateway API route mode" in message
     assert (condition(refused, "Ready") or {})["message"] == message
+    assert cond_is(refused, "Stalled", "True", "UnsupportedByIngress")
+    assert (condition(refused, "Stalled") or {})["message"] == message
+    capture(refused, "route-refused")
     names = deployment_names(api_client, namespace, "iris")
     assert len(names) == 3
     assert main in names

@@ -135,3 +135,25 @@ def test_read_your_writes_survives_an_index_that_catches_up_step_by_step() -> No
     assert reconciler._fresh("ns", version("2")) == version("3")
     assert reconciler._fresh("ns", version("3")) == version("3")
     assert reconciler._fresh("ns", version("4")) == version("4")
+
+
+def test_observe_workloads_reports_an_exceeded_progress_deadline() -> None:
+    """The Deployment controller's ProgressDeadlineExceeded is the workload's stall message;
+    a Progressing=False for another reason (or True) is not a stall."""
+    labels = {"serving.kubeserve.io/variant": "predictor", "serving.kubeserve.io/revision": "r2"}
+    progressing = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "x-1" has timed out progressing.',
+    }
+    live: dict[str, Any] = {
+        "kind": "Deployment",
+        "metadata": {"name": "x", "labels": labels, "generation": 1},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "conditions": [progressing]},
+    }
+    seen = observe_workloads([live])[("predictor", "r2")]
+    assert (seen.ready, seen.stalled) == (False, 'ReplicaSet "x-1" has timed out progressing.')
+    progressing.update(status="True", reason="ReplicaSetUpdated")
+    assert observe_workloads([live])[("predictor", "r2")].stalled is None

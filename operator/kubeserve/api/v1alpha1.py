@@ -1362,6 +1362,9 @@ class InferenceServiceSpec(ApiModel):
         description="Feedback tokens on every response and `POST /v2/models/{name}/feedback`, "
         "scored into live quality metrics per revision and variant.",
     )
+    monitoring: Monitoring | None = Field(
+        default=None, description="Act on the serving metrics: input drift."
+    )
 
     experiment: Experiment | None = Field(
         default=None,
@@ -1382,11 +1385,61 @@ class InferenceServiceSpec(ApiModel):
         return [self.predictor, *(v.predictor for v in self.variants or ())]
 
 
+# --------------------------------------------------------------------------- monitoring
+
+
+PsiThreshold = Annotated[float, Field(gt=0, le=100)]
+
+
+class DriftMonitoring(ApiModel):
+    """Act on input drift: the runtime's per-feature PSI (``kubeserve_input_drift_psi``,
+    from the model's reference_profile.json) above a threshold for a duration."""
+
+    threshold: PsiThreshold = Field(
+        default=0.25,
+        description="PSI above which a feature drifts (0.1 moderate, 0.25 major), unless "
+        "`features` names its own.",
+    )
+    features: (
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=253)], PsiThreshold] | None
+    ) = Field(
+        default=None,
+        max_length=256,
+        description="Per-feature PSI thresholds (feature name -> threshold) overriding "
+        "`threshold`.",
+    )
+    for_: Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)] = Field(
+        default="5m",
+        alias="for",
+        description="How long a feature's PSI must stay above its threshold before "
+        "DriftDetected turns True, e.g. 10m.",
+    )
+    webhook: Annotated[str, StringConstraints(pattern=r"^https?://.+$", max_length=2048)] | None = (
+        Field(
+            default=None,
+            description="URL that receives a CloudEvent (HTTP binary mode, type "
+            "io.kubeserve.drift.detected) naming the drifting features when drift is "
+            "detected; the hook for retraining pipelines.",
+        )
+    )
+
+
+class Monitoring(ApiModel):
+    """What the operator watches in the serving metrics."""
+
+    drift: DriftMonitoring | None = Field(
+        default=None,
+        description="Input drift of the stable revision: a DriftDetected condition, an "
+        "Event and an optional webhook when PSI stays above a threshold.",
+    )
+
+
 # --------------------------------------------------------------------------- status
 
 
 class Condition(ApiModel):
-    """A Kubernetes condition (Ready, PredictorReady, RoutesReady, Rollout*)."""
+    """A Kubernetes condition (Ready, PredictorReady, RoutesReady, Rollout*, and the kstatus
+    Reconciling and Stalled, present only while True)."""
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=316)] = Field(
         description="Condition type."
@@ -1542,7 +1595,8 @@ class InferenceServiceStatus(ApiModel):
     url: ShortString | None = Field(default=None, description="Where clients send requests.")
     conditions: list[Condition] | None = Field(
         default=None,
-        description="Ready, PredictorReady, RoutesReady and rollout conditions.",
+        description="Ready, PredictorReady, RoutesReady, rollout conditions, and the kstatus "
+        "Reconciling and Stalled (present only while True).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     revisions: Revisions | None = Field(
@@ -1554,6 +1608,12 @@ class InferenceServiceStatus(ApiModel):
         "canary step, analysis window, failed checks, history), kept here so a restarted "
         "operator resumes mid-rollout. Internal: read status.revisions and conditions "
         "instead; its shape may change between versions.",
+    )
+    drift: RolloutStateObject | None = Field(
+        default=None,
+        description="The operator's drift state (features above their threshold and since "
+        "when, whether the webhook was told), kept so a restarted operator keeps counting. "
+        "Internal: read the DriftDetected condition instead.",
     )
     variants: list[VariantStatus] | None = Field(
         default=None, description="The main predictor and each A/B variant."

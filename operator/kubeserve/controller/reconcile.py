@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubeserve.api.v1alpha1 import InferenceService
@@ -27,11 +27,16 @@ from kubeserve.builders import RouteUnsupported, build_children, url
 from kubeserve.builders.meta import ROUTE_COMPONENT
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.drift import merge_patch, needs_apply, prune_none, stamp
+from kubeserve.controller.health import DEADLINE_REASON
 from kubeserve.controller.kube import ConflictError, Kube
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.controller.state import Controller
 from kubeserve.controller.status import desired_status, merge_conditions
 from kubeserve.controller.workqueue import Key
+from kubeserve.monitoring.drift import DriftDecision, DriftPolicy, DriftState, decide_drift
+from kubeserve.monitoring.psi import read_psi
+from kubeserve.monitoring.webhook import WebhookError, drift_event
+from kubeserve.monitoring.webhook import send as send_webhook
 from kubeserve.rollout.decision import (
     Condition,
     MetricsRequest,
@@ -106,9 +111,23 @@ def observe_workloads(
             and int(status.get("updatedReplicas") or 0) >= wanted
         )
         found[key] = WorkloadObservation(
-            ready=rolled_out and available >= wanted, ready_replicas=ready_replicas
+            ready=rolled_out and available >= wanted,
+            ready_replicas=ready_replicas,
+            stalled=past_deadline(status),
         )
     return found
+
+
+def past_deadline(status: Mapping[str, Any]) -> str | None:
+    """The message of a Deployment status whose rollout exceeded its progress deadline."""
+    for cond in status.get("conditions") or ():
+        if (
+            cond.get("type") == "Progressing"
+            and cond.get("status") == "False"
+            and cond.get("reason") == DEADLINE_REASON
+        ):
+            return str(cond.get("message") or DEADLINE_REASON)
+    return None
 
 
 def failure_message(exc: Exception) -> str:
@@ -313,17 +332,63 @@ class Reconciler:
             self._writes.pop((namespace, okey), None)
             logger.info("Deleted %s %s/%s (no longer desired)", okey[1], namespace, okey[2])
 
+        stable = decision.state.stable
+        drift = await self._drift(isvc, service, stable.revision if stable else None, stored, now)
         where = url(service, self.config)
         status = desired_status(
-            service, stored.get("conditions"), decision, workloads, where, route_error, now
+            service,
+            stored.get("conditions"),
+            decision,
+            workloads,
+            where,
+            route_error,
+            now,
+            extra_conditions=(drift.condition,) if drift else (),
         )
+        if drift is not None:
+            status["drift"] = drift.state.to_status()
         patch = merge_patch(stored, prune_none(status))
         if patch:
             written = await self.kube.patch_status(namespace, name, patch, resource_version(isvc))
             self._remember(namespace, isvc, written)
-        for event in decision.events:
+        for event in (*decision.events, *(drift.events if drift else ())):
             await self._post(isvc, event.type, event.reason, event.message)
-        return decision.requeue_after
+        delays = [
+            d
+            for d in (decision.requeue_after, drift.requeue_after if drift else None)
+            if d is not None
+        ]
+        return min(delays) if delays else None
+
+    async def _drift(
+        self,
+        isvc: Mapping[str, Any],
+        service: InferenceService,
+        revision: str | None,
+        stored: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> DriftDecision | None:
+        """Read the stable revision's PSI, decide DriftDetected and tell the webhook
+        (before the status write, which records that it was told)."""
+        monitoring = service.spec.monitoring
+        if monitoring is None or monitoring.drift is None or revision is None:
+            return None
+        policy = DriftPolicy.from_spec(monitoring.drift)
+        reading = await read_psi(isvc, revision, self.config, list_pods=self.kube.list_pods)
+        previous = DriftState.from_status(stored.get("drift"))
+        outcome = decide_drift(policy, previous, revision, reading, now)
+        if not outcome.notify or policy.webhook is None:
+            return outcome
+        meta = service.metadata
+        event = drift_event(meta.namespace, meta.name, revision, policy.for_seconds, outcome.notify)
+        try:
+            await send_webhook(policy.webhook, event)
+        except WebhookError as exc:
+            await self._post(isvc, "Warning", "DriftWebhookFailed", f"{exc}; retrying")
+            return outcome
+        logger.info("%s/%s: drift webhook told (%s)", meta.namespace, meta.name, event["id"])
+        told = outcome.state.model_copy(update={"notified": True})
+        return replace(outcome, state=told)
 
     async def _post(self, isvc: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Post one Event; a failure is logged, never fatal: the decision is already in

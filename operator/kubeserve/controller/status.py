@@ -3,7 +3,9 @@
 Pure: the reconcile pass calls :func:`desired_status` and patches only when the result
 differs from the live status. Conditions follow Kubernetes conventions: a condition's
 ``lastTransitionTime`` changes only when its ``status`` does, so an idle pass computes
-a status equal to the live one and writes nothing.
+a status equal to the live one and writes nothing. Beside Ready, the kstatus conditions
+Reconciling and Stalled (:mod:`.health`) are present only while True; every condition
+and the status carry ``observedGeneration``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from kubeserve.api.v1alpha1 import InferenceService
 from kubeserve.builders.route import RouteUnsupported
+from kubeserve.controller.health import health_conditions
 from kubeserve.plan import DEFAULT_COMPONENT, TrafficPlan, workload_name
 from kubeserve.rollout.decision import Condition, Decision, WorkloadKey, WorkloadObservation
 from kubeserve.rollout.state import STATUS_KEY
@@ -84,11 +87,13 @@ def desired_status(
     url: str | None,
     route_error: RouteUnsupported | None,
     now: dt.datetime,
+    extra_conditions: Sequence[Condition] = (),
 ) -> dict[str, Any]:
     """The full status the InferenceService should show after this pass.
 
     `live_conditions` are the stored ones, as stored: a condition keeps its
-    lastTransitionTime while its status holds.
+    lastTransitionTime while its status holds. `extra_conditions` are shown as they are
+    (DriftDetected); they do not count for Ready or the kstatus conditions.
     """
     name = isvc.metadata.name
     generation = isvc.metadata.generation
@@ -170,9 +175,22 @@ def desired_status(
             else (predictor_ready.message if predictor_ready else "waiting")
         ),
     )
+    planned = {(w.component, w.revision) for w in plan.workloads}
+    rollout_spec = isvc.spec.rollout
+    health = health_conditions(
+        conditions=[*decision.conditions, routes],
+        stalled_workloads={
+            key: obs.stalled
+            for key, obs in workloads.items()
+            if key in planned and obs.stalled is not None
+        },
+        manual_canary=rollout_spec is not None
+        and rollout_spec.canary_traffic_percent is not None
+        and rollout_spec.canary_traffic_percent < 100,
+    )
     conditions = merge_conditions(
         live_conditions,
-        [*decision.conditions, routes, ready],
+        [*decision.conditions, routes, ready, *health, *extra_conditions],
         generation,
         now,
     )

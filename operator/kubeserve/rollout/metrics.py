@@ -214,20 +214,25 @@ async def scrape_pods(
     snapshot: dict[str, PodCounters] = {}
     for target, result in zip(targets, results, strict=True):
         if isinstance(result, BaseException):
-            if isinstance(result, TimeoutError):
-                detail = f"no complete answer within {request_timeout:g}s"
-            elif isinstance(result, httpx.HTTPError | ValueError):
-                detail = str(result) or type(result).__name__
-            else:
-                raise result
-            return MetricsUnavailable(f"scraping pod {target.name} ({target.url}): {detail}")
+            return MetricsUnavailable(scrape_failure(target, result, request_timeout))
         snapshot[target.name] = result
     return snapshot
 
 
+def scrape_failure(target: PodTarget, error: BaseException, request_timeout: float) -> str:
+    """Why scraping `target` failed; re-raises an error that is not a failed scrape."""
+    if isinstance(error, TimeoutError):
+        detail = f"no complete answer within {request_timeout:g}s"
+    elif isinstance(error, httpx.HTTPError | ValueError):
+        detail = str(error) or type(error).__name__
+    else:
+        raise error
+    return f"scraping pod {target.name} ({target.url}): {detail}"
+
+
 @contextlib.asynccontextmanager
-async def _http(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
-    """The caller's client, or one of our own closed afterwards."""
+async def http_client(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """`client`, or a client of its own that is closed on exit."""
     if client is not None:
         yield client
         return
@@ -247,7 +252,7 @@ async def read_canary_metrics(
     """Measure the canary named by `request`: Prometheus when configured, else its pods."""
     meta = isvc["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    async with _http(client) as http:
+    async with http_client(client) as http:
         if settings.prometheus_url:
             prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
             return await prometheus.canary_metrics(namespace, name, request)
@@ -279,7 +284,7 @@ async def read_experiment_counters(
             "experiments read their counters from Prometheus: set the operator's Prometheus URL"
         )
     meta = isvc["metadata"]
-    async with _http(client) as http:
+    async with http_client(client) as http:
         prometheus = PrometheusClient(settings.prometheus_url, http, timeout=request_timeout)
         return await prometheus.experiment_counters(
             str(meta["namespace"]), str(meta["name"]), request, now

@@ -41,6 +41,8 @@ class WorkloadObservation:
     ready: bool
     """The Deployment finished rolling out and is Available."""
     ready_replicas: int
+    stalled: str | None = None
+    """The Deployment controller's message when it exceeded its progress deadline."""
 
 
 @dataclass(frozen=True)

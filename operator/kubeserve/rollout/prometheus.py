@@ -104,6 +104,15 @@ def render_custom(query: str, namespace: str, name: str, revision: str) -> str:
     return query
 
 
+def _number(promql: str, value: Any) -> float | None:
+    """The number of a ``[time, "text"]`` sample; None when it is not finite."""
+    try:
+        number = float(value[1])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise PrometheusError(f"query {promql!r} returned a malformed value {value!r}") from exc
+    return number if math.isfinite(number) else None
+
+
 class PrometheusClient:
     """A small client of the instant-query endpoint."""
 
@@ -114,6 +123,40 @@ class PrometheusClient:
 
     async def query(self, promql: str) -> float | None:
         """Run an instant query; return its single value, or None when it has no (finite) value."""
+        kind, result = await self._answer(promql)
+        value: Any
+        if kind == "scalar":
+            value = result
+        elif kind == "vector":
+            if not result:
+                return None
+            if len(result) > 1:
+                raise PrometheusError(
+                    f"query {promql!r} returned {len(result)} series; it must return one value"
+                )
+            value = result[0].get("value") if isinstance(result[0], dict) else None
+        else:
+            raise PrometheusError(f"query {promql!r} returned a {kind}, not a single value")
+        return _number(promql, value)
+
+    async def vector(self, promql: str, label: str) -> dict[str, float]:
+        """Run an instant query returning one series per value of `label`; return
+        label value -> value (series without a finite value are left out)."""
+        kind, result = await self._answer(promql)
+        if kind != "vector":
+            raise PrometheusError(f"query {promql!r} returned a {kind}, not a vector")
+        out: dict[str, float] = {}
+        for series in result or ():
+            metric = series.get("metric") if isinstance(series, dict) else None
+            if not isinstance(metric, dict) or not isinstance(metric.get(label), str):
+                raise PrometheusError(f"query {promql!r} returned a series without {label}")
+            number = _number(promql, series.get("value"))
+            if number is not None:
+                out[metric[label]] = number
+        return out
+
+    async def _answer(self, promql: str) -> tuple[Any, Any]:
+        """(resultType, result) of an instant query; PrometheusError when it failed."""
         try:
             response, raw = await read_bounded(
                 self.client,
@@ -139,25 +182,7 @@ class PrometheusClient:
                 f"{kind or 'error'}: {error or raw[:200].decode(errors='replace')}"
             )
         data = body.get("data") or {}
-        kind, result = data.get("resultType"), data.get("result")
-        value: Any
-        if kind == "scalar":
-            value = result
-        elif kind == "vector":
-            if not result:
-                return None
-            if len(result) > 1:
-                raise PrometheusError(
-                    f"query {promql!r} returned {len(result)} series; it must return one value"
-                )
-            value = result[0].get("value") if isinstance(result[0], dict) else None
-        else:
-            raise PrometheusError(f"query {promql!r} returned a {kind}, not a single value")
-        try:
-            number = float(value[1])
-        except (TypeError, ValueError, IndexError) as exc:
-            raise PrometheusError(f"query {promql!r} returned a malformed value {value!r}") from exc
-        return number if math.isfinite(number) else None
+        return data.get("resultType"), data.get("result")
 
     async def canary_metrics(
         self, namespace: str, name: str, request: MetricsRequest
