@@ -247,7 +247,13 @@ def test_custom_values_render_nginx_mode_and_servicemonitor(custom: Objects) -> 
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
     assert monitor["spec"]["endpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+        {
+            "port": "metrics",
+            "path": "/metrics",
+            "honorLabels": True,
+            "interval": "15s",
+            "scrapeTimeout": "10s",
+        }
     ]
     bindings = [obj for obj in custom if obj["kind"] == "RoleBinding"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == [
