@@ -19,7 +19,8 @@ RMSE). The broken canary's payload logger has a one-record queue and a receiver 
 not there, so it drops events. The operator's condition gauge is served from a real
 :class:`OperatorMetrics` registry over HTTP (the conditions of a rolled-back and of a
 progressing InferenceService, as the operator writes them; that the reconcile sets them is
-tested in the cluster tests), so the rollout alerts have data.
+tested in the cluster tests), so the rollout alerts have data. Every panel query of the
+chart's Grafana dashboard runs against the same Prometheus and returns numbers.
 
 Counting: each series is created by a warm-up request and scraped before the measured
 traffic, so ``increase()`` over the window counts at least every measured request
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 from collections.abc import Iterator
 from functools import partial
@@ -41,6 +43,7 @@ import httpx
 import pytest
 from prometheus_client import start_http_server
 
+from kubeserve import dashboard
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.devcluster import versions
@@ -524,3 +527,15 @@ def test_feedback_rules_measure_what_was_sent(prometheus: PrometheusServer) -> N
     mae = value(f"isvc_revision:kubeserve_feedback_mae:1h{healthy}")
     assert 0.5 <= mae <= 2.5
     assert value(f"isvc_revision:kubeserve_feedback_rmse:1h{healthy}") >= mae
+
+
+def test_every_dashboard_query_returns_data(prometheus: PrometheusServer) -> None:
+    """Each panel query of the chart's Grafana dashboard, with the variables set to this
+    InferenceService, returns at least one series with a number (not NaN)."""
+    board = json.loads((Path(__file__).resolve().parents[2] / dashboard.FILE).read_text())
+    queries = dashboard.queries(board)
+    assert len(queries) >= len([p for p in board["panels"] if p["type"] != "row"])
+    for title, expr in queries:
+        promql = dashboard.expand(expr, NAMESPACE, NAME, rate_interval="5m")
+        values = [float(series["value"][1]) for series in prometheus.query(promql)]
+        assert [v for v in values if not math.isnan(v)], f"{title}: {promql} has no data"
