@@ -212,12 +212,12 @@ def feedback_series() -> list[dict[str, str]]:
         )
         if predicted == actual:
             correct[(labels, predicted)] = float(per_minute)
-    for (labels, klass), per_minute in correct.items():
+    for (labels, klass), rate in correct.items():
         inputs.append(
             series(
                 "kubeserve_feedback_correct_total",
                 f'{labels},class="{klass}"',
-                f"0+{per_minute:g}x80",
+                f"0+{rate:g}x80",
             )
         )
     regression = f'{scorer},model="iris",version="reg",variant="predictor"'
@@ -242,8 +242,7 @@ def operator_series() -> list[dict[str, str]]:
         ("wine", "RolloutProgressing", "1x200"),
     ):
         labels = (
-            f'job="kubeserve",instance="10.0.0.5:8080",namespace="ml",name="{name}",'
-            f'type="{type_}"'
+            f'job="kubeserve",instance="10.0.0.5:8080",namespace="ml",name="{name}",type="{type_}"'
         )
         inputs.append(series("kubeserve_inferenceservice_condition", labels, values))
     return inputs
