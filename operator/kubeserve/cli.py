@@ -41,6 +41,7 @@ FEATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("kubeserve.chart.commands", "dev", ("manifests",)),
     ("kubeserve.controller.run", "operator", ("run",)),
     ("kubeserve.convert.commands", "operator", ("convert",)),
+    ("kubeserve.dashboard", "dev", ("dashboard",)),
     ("kubeserve.devcluster.cli", "demo", ("cluster",)),
     ("kubeserve.images.commands", "demo", ("image",)),
     ("kubeserve.local.commands", "runtime", ("local",)),

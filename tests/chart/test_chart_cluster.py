@@ -28,6 +28,7 @@ CUSTOM_VALUES: dict[str, Any] = {
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
         "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        "grafanaDashboard": {"enabled": True},
     },
     "operator": {
         "watchNamespaces": ["ml"],
@@ -71,8 +72,8 @@ def test_every_rendered_object_passes_server_side_dry_run(
     kubectl_binary: Path,
     tmp_path: Path,
 ) -> None:
-    """The real API server accepts every object helm renders (CRD, ServiceMonitor and
-    PrometheusRule included)."""
+    """The real API server accepts every object helm renders (CRD, ServiceMonitor,
+    PrometheusRule and the dashboard ConfigMap included)."""
     files: tuple[Path, ...] = ()
     if custom:
         # Roles go into the watched namespaces, which must exist: watch the test's own.
@@ -96,6 +97,8 @@ def test_every_rendered_object_passes_server_side_dry_run(
     for kind in ("servicemonitor", "prometheusrule"):
         prefix = f"{kind}.monitoring.coreos.com/"
         assert any(line.startswith(prefix) for line in accepted) is custom
+    dashboard = f"configmap/kubeserve-{namespace[-6:]}-dashboard "
+    assert any(line.startswith(dashboard) for line in accepted) is custom
 
 
 def test_kustomize_install_applies_and_rolls_out(

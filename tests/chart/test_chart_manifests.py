@@ -30,6 +30,7 @@ CHART_FILES = (
     ".helmignore",
     "templates",
     "crds",
+    "dashboards",
 )
 
 
@@ -149,10 +150,14 @@ def test_package_holds_only_chart_files(chart: Path, helm_binary: Path, tmp_path
         "values.schema.json",
         "templates",
         "crds",
+        "dashboards",
     }
     assert {name.split("/", 1)[0] for name in names} == allowed_top
     templates = sorted(f"templates/{path.name}" for path in (chart / "templates").iterdir())
     assert [name for name in names if name.startswith("templates/")] == templates
     assert [name for name in names if name.startswith("crds/")] == [
         "crds/serving.kubeserve.io_inferenceservices.yaml"
+    ]
+    assert [name for name in names if name.startswith("dashboards/")] == [
+        "dashboards/kubeserve.json"
     ]

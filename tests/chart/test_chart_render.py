@@ -63,6 +63,7 @@ CUSTOM_VALUES: dict[str, Any] = {
             "labels": {"release": "prom"},
         },
         "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        "grafanaDashboard": {"enabled": True},
     },
 }
 
@@ -233,7 +234,12 @@ def test_custom_values_render_nginx_mode_and_servicemonitor(custom: Objects) -> 
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert deployment["spec"]["template"]["metadata"]["annotations"]["example.com/owner"] == "ml"
 
-    data = one(custom, "ConfigMap")["data"]
+    (config,) = [
+        obj
+        for obj in custom
+        if obj["kind"] == "ConfigMap" and "grafana_dashboard" not in obj["metadata"]["labels"]
+    ]
+    data = config["data"]
     assert data["KUBESERVE_OPERATOR_INGRESS_MODE"] == "nginx"
     assert data["KUBESERVE_OPERATOR_INGRESS_CLASS"] == "nginx-internal"
     assert data["KUBESERVE_OPERATOR_RUNTIME_IMAGE"] == "registry.example/kubeserve-runtime:9.9.9"
@@ -247,7 +253,13 @@ def test_custom_values_render_nginx_mode_and_servicemonitor(custom: Objects) -> 
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
     assert monitor["spec"]["endpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+        {
+            "port": "metrics",
+            "path": "/metrics",
+            "honorLabels": True,
+            "interval": "15s",
+            "scrapeTimeout": "10s",
+        }
     ]
     bindings = [obj for obj in custom if obj["kind"] == "RoleBinding"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == [

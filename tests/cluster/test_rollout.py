@@ -493,6 +493,12 @@ def test_progressive_rollout_promotes_when_analysis_passes(
     assert all(selector in q for q in prometheus.queries)
 
 
+def rolled_back_gauge(operator: OperatorProcess, namespace: str) -> float | None:
+    """The operator's ``kubeserve_inferenceservice_condition`` of iris' RolledBack."""
+    labels = (("name", "iris"), ("namespace", namespace), ("type", "RolledBack"))
+    return operator.metrics().get(("kubeserve_inferenceservice_condition", labels))
+
+
 def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     api_client: client.ApiClient,
     namespace: str,
@@ -518,6 +524,10 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     )
     message = "error rate 0.12 > max 0.01 at step 25% (2 failed checks)"
     assert (condition(back, "RolledBack") or {})["message"] == message
+    until(
+        lambda: rolled_back_gauge(op, namespace) == 1.0,
+        "the operator exports RolledBack=1 (the chart's KubeserveRolledBack alert reads it)",
+    )
     assert cond_is(back, "RolloutSucceeded", "False", "RolledBack")
     assert cond_is(back, "RolloutProgressing", "False", "RolledBack")
     assert cond_is(back, "Ready", "True")  # the stable still serves
@@ -576,6 +586,7 @@ def test_progressive_rollout_rolls_back_on_errors_and_stays_back(
     assert cond_is(retry, "RolledBack", "False")
     assert condition(retry, "Stalled") is None
     assert cond_is(retry, "Reconciling", "True")
+    until(lambda: rolled_back_gauge(op, namespace) == 0.0, "the operator exports RolledBack=0")
 
 
 def scrape_feedback(runtimes: list[RuntimeProcess]) -> dict[tuple[str, str], float]:

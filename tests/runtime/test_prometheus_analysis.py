@@ -12,7 +12,15 @@ path returns real values, real "no data" and real Prometheus errors.
 
 The chart's PrometheusRule is loaded too (rendered by helm): every recording rule and
 every alert expression returns data from these runtimes, except the one that reads
-kube-state-metrics, which does not run here.
+kube-state-metrics, which does not run here. For the feedback rules both canaries share a
+feedback key and get ground truth for their answers: the broken canary as a classifier
+(mostly wrong: its quality alert goes pending), the healthy one as a regressor (MAE,
+RMSE). The broken canary's payload logger has a one-record queue and a receiver that is
+not there, so it drops events. The operator's condition gauge is served from a real
+:class:`OperatorMetrics` registry over HTTP (the conditions of a rolled-back and of a
+progressing InferenceService, as the operator writes them; that the reconcile sets them is
+tested in the cluster tests), so the rollout alerts have data. Every panel query of the
+chart's Grafana dashboard runs against the same Prometheus and returns numbers.
 
 Counting: each series is created by a warm-up request and scraped before the measured
 traffic, so ``increase()`` over the window counts at least every measured request
@@ -24,6 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import secrets
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -31,8 +42,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import start_http_server
 
+from kubeserve import dashboard
 from kubeserve.config import OperatorConfig
+from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.devcluster import versions
 from kubeserve.devcluster.prometheus import PrometheusServer, Target
 from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Outcome, evaluate
@@ -40,6 +54,7 @@ from kubeserve.rollout.metrics import read_canary_metrics
 from kubeserve.rollout.observation import MetricsRequest
 from kubeserve.rollout.policy import Analysis, CustomCheck
 from kubeserve.rollout.prometheus import PrometheusClient, PrometheusError
+from kubeserve_runtime import contract
 from kubeserve_runtime.metrics.drift import PROFILE_FILE
 from kubeserve_runtime.testing import RuntimeProcess, free_port, wait_until
 
@@ -96,19 +111,75 @@ def body(value: float) -> dict[str, Any]:
     return {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [value]}]}
 
 
+RIGHT, WRONG = 10, 20
+"""Measured truths for the broken canary's answers: RIGHT of them agree (class "2", what
+it answers for x = 1), WRONG say class "0": accuracy 1/3, far below the rules' 0.8 and
+with more scored predictions than their minimum of 20."""
+
+REGRESSION_TRUTHS = 20
+"""Measured truths for the healthy canary's answers (a regressor: 0.5 off each)."""
+
+
 @pytest.fixture(scope="module")
 def canaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RuntimeProcess]]:
     """The healthy and the broken canary, serving the same handler model."""
     model_dir = tmp_path_factory.mktemp("canary-model")
     (model_dir / "handler.py").write_text(HANDLER)
     (model_dir / PROFILE_FILE).write_text(json.dumps(PROFILE))
+    key = model_dir.parent / "feedback-key"
+    key.write_text(secrets.token_urlsafe(32))
     env = {"KUBESERVE_INLINE_INFERENCE_MAX_MS": "0"}  # slow calls never block the loop
     args = (model_dir, NAME, "--model-version")
+    feedback = ("--feedback-key-file", str(key), "--feedback-task")
+    dead_receiver = {"http": {"url": f"http://127.0.0.1:{free_port()}/"}}
+    logger = {"sinks": [dead_receiver], "queue_size": 1, "flush_timeout_seconds": 0}
     with (
-        RuntimeProcess(*args, HEALTHY, env=env, grpc=False) as healthy,
-        RuntimeProcess(*args, BROKEN, env=env, grpc=False) as broken,
+        RuntimeProcess(*args, HEALTHY, *feedback, "regression", env=env, grpc=False) as healthy,
+        RuntimeProcess(
+            *args,
+            BROKEN,
+            *feedback,
+            "classification",
+            "--payload-logger",
+            json.dumps(logger),
+            env=env,
+            grpc=False,
+        ) as broken,
     ):
         yield {HEALTHY: healthy, BROKEN: broken}
+
+
+@pytest.fixture(scope="module")
+def operator_metrics() -> Iterator[str]:
+    """``host:port`` of a real operator metrics registry over HTTP, holding the conditions
+    the operator writes for a rolled-back (``iris``) and a progressing (``wine``)
+    InferenceService."""
+    metrics = OperatorMetrics()
+    metrics.record_conditions(
+        NAMESPACE,
+        NAME,
+        [
+            {"type": "Ready", "status": "True"},
+            {"type": "RolloutProgressing", "status": "False", "reason": "RolledBack"},
+            {"type": "RolledBack", "status": "True", "reason": "AnalysisFailed"},
+        ],
+    )
+    metrics.record_conditions(
+        NAMESPACE,
+        "wine",
+        [
+            {"type": "Ready", "status": "True"},
+            {"type": "RolloutProgressing", "status": "True", "reason": "CanaryProgressing"},
+            {"type": "RolledBack", "status": "False", "reason": "NotRolledBack"},
+        ],
+    )
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=metrics.registry)
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def target(revision: str, runtime: RuntimeProcess) -> Target:
@@ -133,26 +204,87 @@ def scraped_total(prometheus: PrometheusServer, revision: str, status: str) -> f
     return float(series[0]["value"][1]) if series else 0.0
 
 
-def send(client: httpx.Client, runtime: RuntimeProcess, value: float, times: int) -> None:
-    """POST ``times`` inference requests with ``value``; check each got the expected status."""
+def send(client: httpx.Client, runtime: RuntimeProcess, value: float, times: int) -> list[str]:
+    """POST ``times`` inference requests with ``value``; check each got the expected status;
+    return the feedback tokens of the answers."""
     expected = 500 if value < 0 else 200
+    tokens = []
     for _ in range(times):
         answer = client.post(f"{runtime.url}/v2/models/{NAME}/infer", json=body(value))
         assert answer.status_code == expected, answer.text
+        if expected == 200:
+            tokens.append(answer.headers[contract.FEEDBACK_HEADER])
+    return tokens
+
+
+def score(client: httpx.Client, runtime: RuntimeProcess, items: list[dict[str, Any]]) -> None:
+    """Send ground truth for answered predictions."""
+    answer = client.post(f"{runtime.url}/v2/models/{NAME}/feedback", json=items)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"accepted": len(items)}
+
+
+def scraped_feedback(prometheus: PrometheusServer, family: str) -> float:
+    """The last scraped sum of one feedback counter over both canaries."""
+    series = prometheus.query(f'sum(kubeserve_{family}{{model="{NAME}"}})')
+    return float(series[0]["value"][1]) if series else 0.0
+
+
+def send_feedback(
+    client: httpx.Client,
+    server: PrometheusServer,
+    canaries: dict[str, RuntimeProcess],
+    tokens: dict[str, list[str]],
+) -> None:
+    """Ground truth for the canaries' answers (each scored by the canary that answered):
+    one warm-up item per series, scraped before the measured items so ``increase()``
+    counts them all, then the measured ones."""
+    healthy, broken = canaries[HEALTHY], canaries[BROKEN]
+    regression, classification = iter(tokens[HEALTHY]), iter(tokens[BROKEN])
+
+    def truths(source: Iterator[str], truth: float, times: int) -> list[dict[str, Any]]:
+        return [{"token": next(source), "truth": truth} for _ in range(times)]
+
+    score(client, healthy, truths(regression, 2.5, 1))
+    score(client, broken, truths(classification, 2, 1) + truths(classification, 0, 1))
+    wait_until(
+        lambda: (
+            scraped_feedback(server, "feedback_total") == 2
+            and scraped_feedback(server, "feedback_absolute_error_count") == 1
+        ),
+        "warm-up feedback scraped",
+    )
+    score(client, healthy, truths(regression, 2.5, REGRESSION_TRUTHS))
+    score(
+        client,
+        broken,
+        truths(classification, 2, RIGHT) + truths(classification, 0, WRONG),
+    )
+    wait_until(
+        lambda: (
+            scraped_feedback(server, "feedback_total") == 2 + RIGHT + WRONG
+            and scraped_feedback(server, "feedback_correct_total") == 1 + RIGHT
+            and scraped_feedback(server, "feedback_absolute_error_count") == 1 + REGRESSION_TRUTHS
+        ),
+        "measured feedback scraped",
+    )
 
 
 @pytest.fixture(scope="module")
 def prometheus(
-    canaries: dict[str, RuntimeProcess], start_prometheus: Any, chart_rules_file: Path
+    canaries: dict[str, RuntimeProcess],
+    operator_metrics: str,
+    start_prometheus: Any,
+    chart_rules_file: Path,
 ) -> PrometheusServer:
     """Prometheus scraping both canaries after they served warm-up and measured traffic,
     evaluating the chart's rules."""
     targets = [target(r, p) for r, p in canaries.items()]
+    targets.append(Target(operator_metrics))  # no namespace label: the gauge's own stays
     server: PrometheusServer = start_prometheus(targets, rule_files=[chart_rules_file])
     healthy, broken = canaries[HEALTHY], canaries[BROKEN]
     with httpx.Client(timeout=30) as client:
-        send(client, healthy, 1.0, 1)
-        send(client, broken, 1.0, 1)
+        tokens = {HEALTHY: send(client, healthy, 1.0, 1), BROKEN: send(client, broken, 1.0, 1)}
         send(client, broken, -1.0, 1)
         wait_until(
             lambda: (
@@ -162,19 +294,20 @@ def prometheus(
             ),
             "warm-up requests scraped",
         )
-        send(client, healthy, 0.0, OK_REQUESTS // 2)
-        send(client, healthy, 1.0, OK_REQUESTS - OK_REQUESTS // 2)
-        send(client, broken, 1.0, OK_REQUESTS)
+        tokens[HEALTHY] += send(client, healthy, 0.0, OK_REQUESTS // 2)
+        tokens[HEALTHY] += send(client, healthy, 1.0, OK_REQUESTS - OK_REQUESTS // 2)
+        tokens[BROKEN] += send(client, broken, 1.0, OK_REQUESTS)
         send(client, broken, -1.0, FAILING_REQUESTS)
         send(client, broken, SLOW_MS, SLOW_REQUESTS)
-    wait_until(
-        lambda: (
-            scraped_total(server, HEALTHY, "200") == 1 + OK_REQUESTS
-            and scraped_total(server, BROKEN, "200") == 1 + OK_REQUESTS + SLOW_REQUESTS
-            and scraped_total(server, BROKEN, "500") == 1 + FAILING_REQUESTS
-        ),
-        "measured traffic scraped",
-    )
+        wait_until(
+            lambda: (
+                scraped_total(server, HEALTHY, "200") == 1 + OK_REQUESTS
+                and scraped_total(server, BROKEN, "200") == 1 + OK_REQUESTS + SLOW_REQUESTS
+                and scraped_total(server, BROKEN, "500") == 1 + FAILING_REQUESTS
+            ),
+            "measured traffic scraped",
+        )
+        send_feedback(client, server, canaries, tokens)
     return server
 
 
@@ -312,30 +445,106 @@ def test_pinned_prometheus_reports_its_release(prometheus: PrometheusServer) -> 
 NEEDS_KUBE_STATE_METRICS = {"KubeserveNoReadyReplicas"}
 """Alerts on kube-state-metrics' Deployment series, which no runtime exports."""
 
+RECORDED_FOR = {
+    "kubeserve_feedback_mae": {HEALTHY},
+    "kubeserve_feedback_rmse": {HEALTHY},
+    "kubeserve_feedback_": {BROKEN},
+    "kubeserve_payload_events_dropped": {BROKEN},
+}
+"""Revisions a recording rule records, by a part of its name (first match), when not both:
+the healthy canary is scored as a regressor, the broken one as a classifier and only the
+broken one logs payloads."""
+
+
+def recorded_revisions(record: str) -> set[str]:
+    """The revisions ``record`` records from these canaries."""
+    return next(
+        (revisions for part, revisions in RECORDED_FOR.items() if part in record),
+        {HEALTHY, BROKEN},
+    )
+
 
 def test_every_chart_rule_returns_data(
     prometheus: PrometheusServer, chart_prometheus_rule: dict[str, Any]
 ) -> None:
-    """Each recording rule records both canaries; each alert expression has data, and the
-    error-ratio, latency and drift alerts are pending for the canary that earns them."""
+    """Each recording rule records the canaries it applies to; each alert expression has
+    data, and every alert is pending or firing for what earns it."""
     rules = [item for group in chart_prometheus_rule["spec"]["groups"] for item in group["rules"]]
 
     def revisions(promql: str) -> set[str]:
         return {series["metric"]["version"] for series in prometheus.query(promql)}
 
-    def recorded_for_both(record: str) -> bool:
-        return revisions(f'{record}{{namespace="{NAMESPACE}"}}') == {HEALTHY, BROKEN}
+    def recorded(record: str) -> bool:
+        return revisions(f'{record}{{namespace="{NAMESPACE}"}}') == recorded_revisions(record)
 
     for rule in rules:
         if "record" in rule:
-            wait_until(partial(recorded_for_both, rule["record"]), f"{rule['record']} recorded")
+            wait_until(partial(recorded, rule["record"]), f"{rule['record']} recorded")
         elif rule["alert"] not in NEEDS_KUBE_STATE_METRICS:
             assert prometheus.query(rule["expr"]), f"{rule['alert']}: {rule['expr']} has no data"
     assert {rule.get("alert") for rule in rules} >= NEEDS_KUBE_STATE_METRICS
 
-    def pending(alert: str) -> set[str]:
-        return revisions(f'ALERTS{{alertname="{alert}",alertstate="pending"}}')
+    def active(alert: str, label: str = "version") -> set[str]:
+        query = f'ALERTS{{alertname="{alert}",alertstate=~"pending|firing"}}'
+        return {series["metric"][label] for series in prometheus.query(query)}
 
-    wait_until(lambda: pending("KubeserveErrorRatioHigh") == {BROKEN}, "error ratio pending")
-    wait_until(lambda: pending("KubeserveLatencyP99High") == {BROKEN}, "p99 pending")
-    wait_until(lambda: pending("KubeserveInputDrift") == {BROKEN}, "drift pending")
+    def only_broken(alert: str) -> bool:
+        return active(alert) == {BROKEN}
+
+    for alert in (
+        "KubeserveErrorRatioHigh",
+        "KubeserveLatencyP99High",
+        "KubeserveInputDrift",
+        "KubeserveModelQualityDrop",
+        "KubeservePayloadEventsDropped",
+    ):
+        wait_until(partial(only_broken, alert), f"{alert} pending")
+    wait_until(lambda: active("KubeserveRolledBack", "name") == {NAME}, "rolled back firing")
+    wait_until(lambda: active("KubeserveRolloutStuck", "name") == {"wine"}, "stuck pending")
+
+
+def test_feedback_rules_measure_what_was_sent(prometheus: PrometheusServer) -> None:
+    """Accuracy, per-class precision/recall/F1 and MAE/RMSE from the real scrape agree with
+    what the truths sent make of the answers."""
+
+    def value(promql: str) -> float:
+        (sample,) = prometheus.query(promql)
+        return float(sample["value"][1])
+
+    selector = f'{{namespace="{NAMESPACE}",model="{NAME}",version="{BROKEN}"'
+    accuracy = f"isvc_revision:kubeserve_feedback_accuracy:ratio1h{selector}}}"
+    wait_until(lambda: bool(prometheus.query(accuracy)), "accuracy recorded")
+    # increase() extrapolates each series by its own first value's distance from zero, so
+    # the ratio is near, not at, the measured 1/3 (with the warm-up items: 11/32)
+    assert value(accuracy) == pytest.approx(RIGHT / (RIGHT + WRONG), abs=0.05)
+
+    def per_class(ratio: str, klass: str) -> str:
+        return f'isvc_revision_class:kubeserve_feedback_{ratio}:ratio1h{selector},class="{klass}"}}'
+
+    # every answer was class 2: its precision is the accuracy; all true 2s were right
+    assert value(per_class("precision", "2")) == pytest.approx(value(accuracy))
+    assert value(per_class("recall", "2")) == pytest.approx(1)
+    assert value(per_class("recall", "0")) == pytest.approx(0)
+    assert value(per_class("f1", "0")) == pytest.approx(0)
+    healthy = f'{{namespace="{NAMESPACE}",model="{NAME}",version="{HEALTHY}"}}'
+    # the healthy canary answers 0 or 2; every truth is 2.5, so each error is 2.5 or 0.5
+    mae = value(f"isvc_revision:kubeserve_feedback_mae:1h{healthy}")
+    assert 0.5 <= mae <= 2.5
+    assert value(f"isvc_revision:kubeserve_feedback_rmse:1h{healthy}") >= mae
+
+
+def test_every_dashboard_query_returns_data(prometheus: PrometheusServer) -> None:
+    """Each panel query of the chart's Grafana dashboard, with the variables set to this
+    InferenceService, returns at least one series with a number (not NaN), as an instant
+    and as a range query."""
+    board = json.loads((Path(__file__).resolve().parents[2] / dashboard.FILE).read_text())
+    queries = dashboard.queries(board)
+    assert len(queries) >= len([p for p in board["panels"] if p["type"] != "row"])
+    end = time.time()
+    for title, expr in queries:
+        promql = dashboard.expand(expr, NAMESPACE, NAME, rate_interval="5m")
+        values = [float(series["value"][1]) for series in prometheus.query(promql)]
+        assert [v for v in values if not math.isnan(v)], f"{title}: {promql} has no data"
+        # as Grafana asks: a range query over the last minute (what bench/dashboard.py draws)
+        matrix = prometheus.query_range(promql, end - 60, end, step=5)
+        assert [v for series in matrix for _, v in series["values"] if v != "NaN"], title

@@ -24,19 +24,23 @@ def generated_files(root: Path) -> dict[Path, Callable[[], str]]:
     }
 
 
-def stale_files(root: Path) -> list[Path]:
+Generated = Callable[[Path], dict[Path, Callable[[], str]]]
+"""The generated files of a tree under its root, each with the function rendering it."""
+
+
+def stale_files(root: Path, generated: Generated = generated_files) -> list[Path]:
     """Return the generated files under `root` that are missing or out of date."""
     return [
         path
-        for path, render in generated_files(root).items()
+        for path, render in generated(root).items()
         if not path.is_file() or path.read_text(encoding="utf-8") != render()
     ]
 
 
-def write_files(root: Path) -> list[Path]:
+def write_files(root: Path, generated: Generated = generated_files) -> list[Path]:
     """(Re)write every generated file under `root`; return those that changed."""
     changed = []
-    for path, render in generated_files(root).items():
+    for path, render in generated(root).items():
         text = render()
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue

@@ -229,6 +229,7 @@ class Reconciler:
     def _forget(self, key: Key) -> None:
         """Drop remembered writes of a deleted InferenceService and its children."""
         namespace, name = key
+        self.metrics.forget(namespace, name)
         for wkey in [k for k in self._writes if k[0] == namespace]:
             obj_name = wkey[1][2]
             if obj_name == name or obj_name.startswith(f"{name}-"):
@@ -351,6 +352,7 @@ class Reconciler:
         if patch:
             written = await self.kube.patch_status(namespace, name, patch, resource_version(isvc))
             self._remember(namespace, isvc, written)
+        self.metrics.record_conditions(namespace, name, status["conditions"])
         for event in (*decision.events, *(drift.events if drift else ())):
             await self._post(isvc, event.type, event.reason, event.message)
         delays = [
@@ -420,6 +422,7 @@ class Reconciler:
         others = [c for c in live if c.get("type") != "Ready"]
         merged = merge_conditions(live, [failed], isvc["metadata"].get("generation"), self.clock())
         conditions = sorted([*others, *merged], key=lambda c: str(c.get("type")))
+        self.metrics.record_conditions(namespace, name, conditions)
         if conditions == live:
             return
         try:

@@ -152,10 +152,22 @@ class PrometheusServer:
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Run an instant query; return the result list (raise on an error answer)."""
-        answer = self.http.get("/api/v1/query", params={"query": promql})
-        body: dict[str, Any] = answer.json()
+        return self._result("/api/v1/query", {"query": promql})
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
+        """Run a range query (Unix seconds); return the matrix (``values`` per series)."""
+        params = {"query": promql, "start": start, "end": end, "step": step}
+        return self._result("/api/v1/query_range", params)
+
+    def _result(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ``data.result`` of a query answer (raise on an error answer)."""
+        body: dict[str, Any] = self.http.get(path, params=params).json()
         if body.get("status") != "success":
-            raise RuntimeError(f"query {promql!r}: {body.get('errorType')}: {body.get('error')}")
+            raise RuntimeError(
+                f"query {params['query']!r}: {body.get('errorType')}: {body.get('error')}"
+            )
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
