@@ -13,8 +13,9 @@ diffs stay empty.
 ingress-nginx: one main Ingress and at most one canary Ingress per host, weighted or
 matched by one header. Limit: a canary Ingress inherits every annotation but a few from
 the main one and serves its weighted and header-matched traffic alike, so nginx cannot
-mark header-matched requests; an experiment then counts them as randomized. A plan nginx cannot express raises :class:`RouteUnsupported` whose
-message is meant for the InferenceService's RoutesReady condition.
+mark header-matched requests; an experiment then counts them as randomized. A plan nginx
+cannot express raises :class:`RouteUnsupported` whose message is meant for the
+InferenceService's RoutesReady condition.
 
 The ``<isvc>`` Service selects the main predictor's majority revision: the main
 backend with the highest weight in the default rule (the first listed on ties) — the

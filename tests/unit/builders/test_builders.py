@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
-from kubeserve_runtime import contract
 
 from kubeserve.api.v1alpha1 import InferenceService, variant_predictor
 from kubeserve.builders import MissingRevisionError, RouteUnsupported, build_children, url
 from kubeserve.builders.route import http_route, nginx_ingresses
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import Backend, HeaderRoute, Mirror, TrafficPlan, Workload
+from kubeserve_runtime import contract
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("KUBESERVE_UPDATE_GOLDEN") == "1"
