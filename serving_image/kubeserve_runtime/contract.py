@@ -151,6 +151,23 @@ FEEDBACK_PATH: Final = "/v2/models/{name}/feedback"
 FEEDBACK_GRPC_METHOD: Final = "/kubeserve.feedback.v1.FeedbackService/Submit"
 """gRPC extension method: request and response are the REST route's JSON, as bytes."""
 
+# ------------------------------------------------------------------ experiments
+
+DEFAULT_COMPONENT: Final = "predictor"
+"""The main predictor's component (the runtime's default ``component`` setting)."""
+METRIC_LABEL_VARIANT: Final = "variant"
+"""Request and feedback series label: the component that served (``predictor`` or a
+variant's name), so arms with equal revisions (an A/A test) stay apart."""
+METRIC_LABEL_ROUTED: Final = "routed"
+"""Request series label: how the route chose this replica (:data:`ROUTED_VALUES`)."""
+ROUTED_HEADER: Final = "kubeserve-routed"
+"""Request header the Gateway API route sets on header-matched rules (value
+:data:`ROUTED_BY_HEADER`); a request carrying it was not randomized."""
+ROUTED_BY_HEADER: Final = "header"
+ROUTED_BY_WEIGHT: Final = "weight"
+ROUTED_VALUES: Final = (ROUTED_BY_HEADER, ROUTED_BY_WEIGHT)
+"""The only values of :data:`METRIC_LABEL_ROUTED` (bounded cardinality)."""
+
 # ------------------------------------------------------------------ datatypes
 
 Datatype = Literal[

@@ -185,10 +185,13 @@ class DataPlane:
             raise NotReady(f"model {self.name!r} is still loading")
         return self._model
 
-    def record(self, protocol: str, status: int, seconds: float, counted: bool) -> bool:
-        """Count one finished request; return whether to write its access log line."""
+    def record(
+        self, protocol: str, status: int, seconds: float, counted: bool, by_header: bool = False
+    ) -> bool:
+        """Count one finished request; return whether to write its access log line
+        (``by_header``: it carried :data:`~kubeserve_runtime.contract.ROUTED_HEADER`)."""
         if counted:
-            self.metrics.observe_request(protocol, status, seconds)
+            self.metrics.observe_request(protocol, status, seconds, by_header)
         return self.log.sampled(status) and (counted or status >= 400)
 
     def access(

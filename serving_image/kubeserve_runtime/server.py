@@ -106,7 +106,7 @@ class Runtime:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = RuntimeMetrics(
-            self.registry, settings.model_name, settings.model_version or ""
+            self.registry, settings.model_name, settings.model_version or "", settings.component
         )
         self.executor = ThreadPoolExecutor(
             max_workers=settings.inference_threads, thread_name_prefix="inference"

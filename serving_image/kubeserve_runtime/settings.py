@@ -194,9 +194,10 @@ class RuntimeSettings(BaseSettings):
     )
     namespace: str = Field("", description="namespace of the InferenceService (payload logs)")
     component: str = Field(
-        "predictor",
+        contract.DEFAULT_COMPONENT,
         min_length=1,
-        description="predictor or the A/B variant's name (payload logs, feedback)",
+        description="predictor or the A/B variant's name (payload logs, feedback, the "
+        "variant label of request metrics)",
     )
     payload_logger: LoggerConfig | None = Field(
         None, description="payload logging (spec.predictor.logger) as JSON; unset = off"

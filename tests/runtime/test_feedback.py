@@ -342,4 +342,6 @@ def test_regression_errors_and_rewards_scored_on_another_replica(
     assert samples["kubeserve_feedback_squared_error_sum"] == pytest.approx((error**2).sum())
     assert samples["kubeserve_feedback_reward_count"] == 5
     assert samples["kubeserve_feedback_reward_sum"] == 0 + 8 + 16 + 24 + 32
+    assert samples["kubeserve_feedback_reward_squared_total"] == 0 + 64 + 256 + 576 + 1024
+    assert samples["kubeserve_feedback_conversions_total"] == 4  # every reward but the 0
     assert 0 < np.sqrt((error**2).mean()) < 1  # a sane RMSE for petal width in cm

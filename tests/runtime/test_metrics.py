@@ -43,7 +43,9 @@ def test_request_metrics_by_protocol_and_status(sklearn_server: RuntimeProcess) 
     client.infer("iris", [tensor])
     client.close()
     after = _samples(httpx.get(sklearn_server.metrics_url).text)
-    labels = 'model="iris",protocol="{}",status="{}",version="v1"'
+    labels = (
+        'model="iris",protocol="{}",routed="weight",status="{}",variant="predictor",version="v1"'
+    )
 
     def delta(protocol: str, status: int) -> float:
         key = "kubeserve_requests_total{" + labels.format(protocol, status) + "}"
@@ -58,8 +60,8 @@ def test_request_metrics_by_protocol_and_status(sklearn_server: RuntimeProcess) 
         assert after[f'kubeserve_{name}_duration_seconds_count{{model="iris",version="v1"}}'] >= 3
     assert 'kubeserve_inflight_requests{model="iris",protocol="v2",version="v1"}' in after
     assert (
-        'kubeserve_request_duration_seconds_count{model="iris",protocol="grpc",version="v1"}'
-        in after
+        'kubeserve_request_duration_seconds_count{model="iris",protocol="grpc",'
+        'routed="weight",variant="predictor",version="v1"}' in after
     )
 
 

@@ -122,7 +122,8 @@ def test_a_request_sent_at_a_trickle_is_408(edge_server: RuntimeProcess) -> None
         assert status == 408
         scrape = httpx.get(edge_server.metrics_url).text
         labels = f'model="iris",protocol="{protocol}"'
-        assert f'kubeserve_requests_total{{{labels},status="408",version=""}}' in scrape
+        arm = 'routed="weight",status="408",variant="predictor"'
+        assert f'kubeserve_requests_total{{{labels},{arm},version=""}}' in scrape
         assert f'kubeserve_inflight_requests{{{labels},version=""}} 0.0' in scrape
     assert "unhandled error" not in edge_server.log
     still_serving(edge_server)

@@ -87,9 +87,10 @@ def test_client_gone_mid_body_sends_nothing_and_counts_499(sklearn_dir: Path) ->
 
         assert asyncio.run(scenario()) == []
     scrape = generate_latest(registry).decode()
-    assert 'kubeserve_requests_total{model="iris",protocol="v2",status="499",version=""} 1.0' in (
-        scrape
-    )
+    assert (
+        'kubeserve_requests_total{model="iris",protocol="v2",routed="weight",status="499",'
+        'variant="predictor",version=""} 1.0'
+    ) in scrape
     assert 'kubeserve_inflight_requests{model="iris",protocol="v2",version=""} 0.0' in scrape
 
 

@@ -86,7 +86,7 @@ def test_parse_counters_keeps_only_the_asked_model_version() -> None:
     mine = RuntimeMetrics(registry, MODEL, REVISION)
     traffic(mine, ok=5, failed=0, seconds=0.01)
     # Another version's series in the same exposition (same families, other labels).
-    other = mine._requests.labels(MODEL, "ffffffff", "rest", "500")
+    other = mine._requests.labels(MODEL, "ffffffff", "rest", "500", "predictor", "weight")
     other.inc(7)
     exposition = generate_latest(registry).decode()
     assert parse_counters(exposition, model=MODEL, version=REVISION).requests == 5

@@ -23,7 +23,7 @@ from kubeserve_runtime import contract
 SINGULAR = "inferenceservice"
 SHORT_NAMES = ("isvc",)
 
-MAIN_COMPONENT = "predictor"
+MAIN_COMPONENT = contract.DEFAULT_COMPONENT
 """Component name of the main predictor (variants may not use it)."""
 MAX_NAME_LENGTH = 38
 """Longest InferenceService name: ``<name>-<variant>-<revision>`` must fit a DNS label."""

@@ -33,8 +33,10 @@ oversized model fails with a message instead of an eviction; /tmp a fixed 1Gi.
 - ``spec.feedback``: the Secret's ``key`` is mounted read-only at
   /var/run/secrets/kubeserve/feedback in the runtime container of every revision and
   variant (one key, so any replica verifies any other's tokens); the runtime reads it
-  through ``KUBESERVE_FEEDBACK_KEY_FILE`` and learns its component from
-  ``KUBESERVE_COMPONENT``. The operator names the Secret and never reads it.
+  through ``KUBESERVE_FEEDBACK_KEY_FILE``. The operator names the Secret and never reads it.
+- ``KUBESERVE_COMPONENT`` (the variant label of the runtime's request and feedback
+  metrics) is rendered for every variant, and for the main predictor only with feedback
+  or a logger: the runtime's default is ``predictor``, so its pods stay unchanged.
 """
 
 from __future__ import annotations
@@ -240,6 +242,7 @@ def _runtime_env(
     auth: Auth | None,
     feedback: FeedbackContext | None,
     logger_env: dict[str, str],
+    component: str,
 ) -> dict[str, str]:
     """KUBESERVE_* settings of the runtime container."""
     env = {
@@ -262,8 +265,9 @@ def _runtime_env(
         )
     if auth is not None:
         env.update(auth_env(auth))
+    if feedback is not None or component != contract.DEFAULT_COMPONENT:
+        env[contract.ENV_COMPONENT] = component
     if feedback is not None:
-        env[contract.ENV_COMPONENT] = feedback.component
         env[contract.ENV_FEEDBACK_KEY_FILE] = (
             f"{contract.FEEDBACK_KEY_DIR}/{contract.FEEDBACK_SECRET_KEY}"
         )
@@ -290,6 +294,7 @@ def _model_containers(
     feedback: FeedbackContext | None,
     config: OperatorConfig,
     logger: LoggerParts,
+    component: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (init containers, containers, extra volumes) for a bundled-runtime model."""
     volumes: list[dict[str, Any]] = list(logger.volumes)
@@ -362,7 +367,9 @@ def _model_containers(
         "command": [contract.RUNTIME_COMMAND],
         "args": [contract.SERVE],
         "env": _env(
-            _runtime_env(isvc_name, revision, predictor, model, auth, feedback, logger.env),
+            _runtime_env(
+                isvc_name, revision, predictor, model, auth, feedback, logger.env, component
+            ),
             model.env,
         ),
         "ports": _ports(),
@@ -445,6 +452,7 @@ def pod_template(
             feedback,
             config,
             logger_parts(predictor.logger, namespace, component),
+            component,
         )
         volumes += extra
     else:

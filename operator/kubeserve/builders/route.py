@@ -1,16 +1,21 @@
 """Routing children: the Gateway API HTTPRoute or ingress-nginx Ingresses, and the
 in-cluster Service named after the InferenceService.
 
-HTTPRoute (default): header routes first (each an Exact header match, one backend),
-then the default rule with the plan's weighted backends and an optional RequestMirror
+HTTPRoute (default): header routes first (each an Exact header match, one backend, and a
+RequestHeaderModifier filter setting ``kubeserve-routed: header`` so the runtime labels
+those requests ``routed="header"`` and an A/B experiment leaves them out), then the
+default rule with the plan's weighted backends and an optional RequestMirror
 filter. Every field the API server would default is written explicitly (path match
 ``PathPrefix /``, header match type ``Exact``, backendRef ``group ""``/``kind Service``/
 ``weight``, parentRef group/kind), so what is applied equals what is stored and GitOps
 diffs stay empty.
 
 ingress-nginx: one main Ingress and at most one canary Ingress per host, weighted or
-matched by one header. A plan nginx cannot express raises :class:`RouteUnsupported` whose
-message is meant for the InferenceService's RoutesReady condition.
+matched by one header. Limit: a canary Ingress inherits every annotation but a few from
+the main one and serves its weighted and header-matched traffic alike, so nginx cannot
+mark header-matched requests; an experiment then counts them as randomized. A plan nginx
+cannot express raises :class:`RouteUnsupported` whose message is meant for the
+InferenceService's RoutesReady condition.
 
 The ``<isvc>`` Service selects the main predictor's majority revision: the main
 backend with the highest weight in the default rule (the first listed on ties) — the
@@ -26,7 +31,7 @@ from kubeserve.builders.meta import ROUTE_COMPONENT, labels, object_meta, select
 from kubeserve.builders.workload import service_ports
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import Backend, Mirror, TrafficPlan, workload_name
-from kubeserve_runtime.contract import HTTP_PORT
+from kubeserve_runtime.contract import HTTP_PORT, ROUTED_BY_HEADER, ROUTED_HEADER
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 NGINX = "nginx.ingress.kubernetes.io"
@@ -71,6 +76,14 @@ def _path_prefix() -> dict[str, Any]:
     return {"type": "PathPrefix", "value": "/"}
 
 
+def _routed_filter() -> dict[str, Any]:
+    """The filter marking a header-matched rule's requests as not randomized."""
+    return {
+        "type": "RequestHeaderModifier",
+        "requestHeaderModifier": {"set": [{"name": ROUTED_HEADER, "value": ROUTED_BY_HEADER}]},
+    }
+
+
 def _mirror_filter(
     isvc: InferenceService, plan_mirror: Mirror, config: OperatorConfig
 ) -> dict[str, Any]:
@@ -113,6 +126,7 @@ def http_route(isvc: InferenceService, plan: TrafficPlan, config: OperatorConfig
                         ],
                     }
                 ],
+                "filters": [_routed_filter()],
                 "backendRefs": [_backend_ref(isvc, route.backend, 1)],
             }
         )

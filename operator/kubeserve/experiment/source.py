@@ -7,17 +7,20 @@ sum of their squares; a proportion's sum of squares is its sum. Every selector c
 name), and :data:`RANDOMIZED` so requests routed by a header match (not randomized) are
 left out once the runtime marks them.
 
-Limits: series the runtime does not export yet are named here as wanted
-(:data:`WANTED`); a query on a missing series returns no data, which the reader reports
-as unavailable rather than as zero. The runtime's request series carry no `variant`
-label yet, so errorRate and latencyMean need it before arms with equal revisions
-(an A/A test) can be told apart.
+The runtime exports every series named here (request series carry `variant` and
+`routed`, feedback series `variant`: :mod:`kubeserve_runtime.metrics.registry`,
+:mod:`kubeserve_runtime.feedback.quality`). Limits: a query on a missing series (no
+request or feedback yet, or pods of an older runtime) returns no data, which the reader
+reports as unavailable rather than as zero; only the Gateway API route marks
+header-matched requests, so with ingress-nginx they count as randomized.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from kubeserve_runtime import contract
 
 REQUESTS = "kubeserve_requests_total"
 DURATION_COUNT = "kubeserve_request_duration_seconds_count"
@@ -29,11 +32,8 @@ REWARD_COUNT = "kubeserve_feedback_reward_count"
 REWARD_SUM = "kubeserve_feedback_reward_sum"
 REWARD_SQUARES = "kubeserve_feedback_reward_squared_total"
 CONVERSIONS = "kubeserve_feedback_conversions_total"
-WANTED = (DURATION_SQUARES, REWARD_SQUARES, CONVERSIONS)
-"""Series no component exports yet: the sum of squared latencies, of squared rewards, and
-the count of rewards > 0 (the feedback summaries give only count and sum)."""
-VARIANT_LABEL = "variant"
-RANDOMIZED = 'routed!="header"'
+VARIANT_LABEL = contract.METRIC_LABEL_VARIANT
+RANDOMIZED = f'{contract.METRIC_LABEL_ROUTED}!="{contract.ROUTED_BY_HEADER}"'
 """Matches requests the route split at random (and series without the `routed` label)."""
 
 

@@ -13,7 +13,10 @@ class beyond the cap are refused (reason ``too_many_classes``).
   cannot match two labels' values, so accuracy, precision and recall read this);
 - ``kubeserve_feedback_absolute_error`` and ``kubeserve_feedback_squared_error``
   (summaries: ``_sum`` and ``_count``) for regression;
-- ``kubeserve_feedback_reward`` (summary) for rewards;
+- ``kubeserve_feedback_reward`` (summary) for rewards, with
+  ``kubeserve_feedback_reward_squared_total`` (the sum of squared rewards, for the
+  variance an A/B experiment's ``reward`` metric needs) and
+  ``kubeserve_feedback_conversions_total`` (rewards > 0, the ``conversion`` metric);
 - ``kubeserve_feedback_rejected_total{model,reason}``: refused items, by reason;
 - ``kubeserve_feedback_tokens_withheld_total{model,version,reason}``: responses sent
   without a token (``too_many_values``).
@@ -68,6 +71,18 @@ class QualityMetrics:
             _BASE,
             registry=registry,
         )
+        self.reward_squares = Counter(
+            "kubeserve_feedback_reward_squared",
+            "Sum of squared rewards (with the reward summary, their variance).",
+            _BASE,
+            registry=registry,
+        )
+        self.conversions = Counter(
+            "kubeserve_feedback_conversions",
+            "Rewards greater than zero (conversions).",
+            _BASE,
+            registry=registry,
+        )
         self._rejected = Counter(
             "kubeserve_feedback_rejected",
             "Feedback items refused, by reason.",
@@ -99,9 +114,11 @@ class QualityMetrics:
 
     def rewarded(self, prediction: Prediction, reward: float) -> None:
         """Record the reward of one prediction."""
-        self.reward.labels(prediction.model, prediction.revision, prediction.variant).observe(
-            reward
-        )
+        labels = (prediction.model, prediction.revision, prediction.variant)
+        self.reward.labels(*labels).observe(reward)
+        self.reward_squares.labels(*labels).inc(reward * reward)
+        if reward > 0:
+            self.conversions.labels(*labels).inc()
 
     def rejected(self, reason: str) -> None:
         """Count one refused item."""

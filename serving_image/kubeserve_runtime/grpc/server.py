@@ -37,7 +37,12 @@ from google.protobuf.message import DecodeError
 
 from kubeserve_runtime.audit import AuthGate
 from kubeserve_runtime.codec import array_to_raw, check_shape, contents_to_array, raw_to_array
-from kubeserve_runtime.contract import FEEDBACK_GRPC_METHOD, FEEDBACK_HEADER, FEEDBACK_PARAMETER
+from kubeserve_runtime.contract import (
+    FEEDBACK_GRPC_METHOD,
+    FEEDBACK_HEADER,
+    FEEDBACK_PARAMETER,
+    ROUTED_HEADER,
+)
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.datatypes import numpy_dtype
 from kubeserve_runtime.errors import InferenceFailed, InvalidInput, ServingError
@@ -199,7 +204,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             self._inflight.count -= 1
             status = error.status_code if error else 200
             elapsed = perf_counter() - started
-            if plane.record(PROTOCOL, status, elapsed, counted):
+            by_header = any(key == ROUTED_HEADER for key, _ in context.invocation_metadata() or ())
+            if plane.record(PROTOCOL, status, elapsed, counted, by_header):
                 plane.access(PROTOCOL, method, status, elapsed, context.peer())
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:

@@ -7,6 +7,13 @@ incremented per request: each protocol has an ``InFlight`` counter, a plain inte
 transports bump on the event loop thread (uvicorn and grpc.aio share it), and the gauge
 reads it only when scraped (``set_function``). ``status`` is the HTTP status code
 for REST and the HTTP equivalent of the gRPC code for gRPC, so one query covers both.
+
+The request series (count, latency histogram, and the counter of squared latencies an
+experiment's variance needs) also carry ``variant`` (the component, fixed at start) and
+``routed`` (``header`` when the route's header match sent the request, marked by the
+:data:`~kubeserve_runtime.contract.ROUTED_HEADER` request header, else ``weight``), so an
+A/B experiment can compare arms with equal revisions and leave out requests that were not
+randomized. Both are bounded: one variant per process, two routed values.
 """
 
 from __future__ import annotations
@@ -14,6 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from kubeserve_runtime.contract import (
+    DEFAULT_COMPONENT,
+    METRIC_LABEL_ROUTED,
+    METRIC_LABEL_VARIANT,
+    ROUTED_BY_HEADER,
+    ROUTED_BY_WEIGHT,
+)
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -50,22 +65,37 @@ class InFlight:
 class RuntimeMetrics:
     """Counters, histograms and gauges for one served model."""
 
-    def __init__(self, registry: CollectorRegistry, model: str, version: str) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        model: str,
+        version: str,
+        variant: str = DEFAULT_COMPONENT,
+    ) -> None:
         self.registry = registry
         self._model = model
         self._version = version
+        self._variant = variant
         base = ["model", "version"]
+        arm = [METRIC_LABEL_VARIANT, METRIC_LABEL_ROUTED]
         self._requests = Counter(
             "kubeserve_requests",
             "Inference and metadata requests by protocol and status code.",
-            [*base, "protocol", "status"],
+            [*base, "protocol", "status", *arm],
             registry=registry,
         )
         self._total = Histogram(
             "kubeserve_request_duration_seconds",
             "Time from request received to response ready.",
-            [*base, "protocol"],
+            [*base, "protocol", *arm],
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._squares = Counter(
+            "kubeserve_request_duration_seconds_squared",
+            "Sum of squared request durations (seconds^2): with the histogram's _sum and "
+            "_count, the latency's variance per arm.",
+            [*base, "protocol", *arm],
             registry=registry,
         )
         self.queue = Histogram(
@@ -107,23 +137,31 @@ class RuntimeMetrics:
             [*base, "protocol", "reason", "status"],
             registry=registry,
         )
-        self._request_children: dict[tuple[str, int], Any] = {}
-        self._total_children: dict[str, Any] = {}
+        self._request_children: dict[tuple[str, int, bool], Any] = {}
+        self._total_children: dict[tuple[str, bool], tuple[Any, Any]] = {}
         self._inflight_counters: dict[str, InFlight] = {}
 
-    def observe_request(self, protocol: str, status: int, seconds: float) -> None:
-        """Count one finished request and its total latency."""
-        key = (protocol, status)
+    def observe_request(
+        self, protocol: str, status: int, seconds: float, by_header: bool = False
+    ) -> None:
+        """Count one finished request and its total latency (``by_header``: the route's
+        header match sent it, see :data:`~kubeserve_runtime.contract.ROUTED_HEADER`)."""
+        routed = ROUTED_BY_HEADER if by_header else ROUTED_BY_WEIGHT
+        key = (protocol, status, by_header)
         child = self._request_children.get(key)
         if child is None:
-            child = self._requests.labels(self._model, self._version, protocol, str(status))
+            child = self._requests.labels(
+                self._model, self._version, protocol, str(status), self._variant, routed
+            )
             self._request_children[key] = child
         child.inc()
-        total = self._total_children.get(protocol)
-        if total is None:
-            total = self._total.labels(self._model, self._version, protocol)
-            self._total_children[protocol] = total
-        total.observe(seconds)
+        timing = self._total_children.get((protocol, by_header))
+        if timing is None:
+            labels = (self._model, self._version, protocol, self._variant, routed)
+            timing = (self._total.labels(*labels), self._squares.labels(*labels))
+            self._total_children[(protocol, by_header)] = timing
+        timing[0].observe(seconds)
+        timing[1].inc(seconds * seconds)
 
     def auth_refused(self, protocol: str, reason: str, status: int) -> None:
         """Count one request that auth refused (reasons are a small fixed set)."""

@@ -93,7 +93,8 @@ class _Endpoint:
                 inflight.count -= 1
             status = response.status_code
             elapsed = perf_counter() - started
-            if plane.record(protocol, status, elapsed, counted):
+            by_header = contract.ROUTED_HEADER in request.headers
+            if plane.record(protocol, status, elapsed, counted, by_header):
                 client = request.client.host if request.client else None
                 plane.access(
                     protocol, request.method, status, elapsed, client, request.scope["path"]

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kubeserve_runtime.audit import AuthGate
-from kubeserve_runtime.contract import FEEDBACK_HEADER, FEEDBACK_PARAMETER
+from kubeserve_runtime.contract import FEEDBACK_HEADER, FEEDBACK_PARAMETER, ROUTED_HEADER
 from kubeserve_runtime.dataplane import DataPlane
 from kubeserve_runtime.errors import InferenceFailed, ServingError
 from kubeserve_runtime.rest.admission import Admission, declared_length
@@ -40,6 +40,8 @@ _SUFFIX = "/infer"
 _JSON = JSON.encode()
 _BINARY = b"application/octet-stream"
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+_ROUTED_KEY = ROUTED_HEADER.encode()
+"""The route's header-match mark as ASGI spells header names (lowercase bytes)."""
 _FEEDBACK_HEADER = FEEDBACK_HEADER.encode()
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,8 @@ class InferEndpoint:
         elif status == 200:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
-        if plane.record(PROTOCOL, status, elapsed, True):
+        by_header = any(key == _ROUTED_KEY for key, _ in scope["headers"])
+        if plane.record(PROTOCOL, status, elapsed, True, by_header):
             client = scope.get("client")
             plane.access(
                 PROTOCOL, "POST", status, elapsed, client[0] if client else None, scope["path"]

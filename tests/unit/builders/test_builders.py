@@ -21,6 +21,7 @@ from kubeserve.builders import MissingRevisionError, RouteUnsupported, build_chi
 from kubeserve.builders.route import http_route, nginx_ingresses
 from kubeserve.config import OperatorConfig
 from kubeserve.plan import Backend, HeaderRoute, Mirror, TrafficPlan, Workload
+from kubeserve_runtime import contract
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("KUBESERVE_UPDATE_GOLDEN") == "1"
@@ -300,6 +301,15 @@ def test_http_route_weights_headers_and_mirror() -> None:
         }
     ]
     assert [r["name"] for r in header_rule["backendRefs"]] == ["reco-b-0000bbbb"]
+    # Header-matched requests are marked, so an experiment leaves them out.
+    assert header_rule["filters"] == [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {
+                "set": [{"name": contract.ROUTED_HEADER, "value": contract.ROUTED_BY_HEADER}]
+            },
+        }
+    ]
     assert [(r["name"], r["weight"]) for r in default_rule["backendRefs"]] == [
         ("reco-predictor-0000aaaa", 80),
         ("reco-b-0000bbbb", 20),
@@ -366,6 +376,24 @@ def test_nginx_main_and_canary_ingresses() -> None:
     }
     assert canary["spec"]["rules"][0]["host"] == "fraud-risk.models.example.com"
     assert canary["spec"]["ingressClassName"] == "nginx"
+
+
+def test_variant_pods_name_their_component_without_feedback_or_logger() -> None:
+    """A variant's runtime learns its component (the metrics' variant label) even with
+    neither feedback nor a logger; the main predictor's pods keep the runtime default."""
+    obj, plan, predictors, config = reco_case()
+    del obj["spec"]["feedback"]
+    for spec in (obj["spec"]["predictor"], *predictors.values()):
+        spec.pop("logger", None)
+    isvc = InferenceService.model_validate(obj)
+    deployments = by_kind(build_children(isvc, plan, predictors, config), "Deployment")
+
+    def component(name: str) -> list[str]:
+        (runtime,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        return [e["value"] for e in runtime["env"] if e["name"] == contract.ENV_COMPONENT]
+
+    assert component("reco-shadow-0000cccc") == ["shadow"]
+    assert component("reco-predictor-0000aaaa") == []
 
 
 def test_nginx_header_canary() -> None:
