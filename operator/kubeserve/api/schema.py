@@ -100,6 +100,11 @@ def _convert(node: JsonObject, defs: dict[str, JsonObject], path: str) -> JsonOb
             raise SchemaError(f"{path or '<root>'}: schema node without a type: {node}")
     if "properties" in out and "additionalProperties" in out:
         raise SchemaError(f"{path}: properties and additionalProperties are exclusive")
+    if out.get("properties") == {}:
+        # The API server stores a CRD without an empty `properties`; written here, it
+        # would make a server-side apply of the same file by another field manager a
+        # conflict on spec.versions (an atomic list), as the kustomize install once was.
+        del out["properties"]
     return _ordered(out)
 
 

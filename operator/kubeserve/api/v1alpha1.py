@@ -542,8 +542,10 @@ class Logger(ApiModel):
     )
     sample_rate: float = Field(
         default=1.0,
-        ge=0.0,
-        le=1.0,
+        # integer bounds: kustomize rewrites 1.0 as 1, so the kustomize bundle's CRD and
+        # crds/ would otherwise differ in type
+        ge=0,
+        le=1,
         description="Share of predictions logged, 0 to 1; default 1 (every one).",
     )
     redact: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = Field(
