@@ -46,7 +46,13 @@ from sklearn.tree import DecisionTreeClassifier
 
 from kubeserve.controller.process import OperatorProcess
 from kubeserve.controller.watching import condition, is_ready, wait_isvc
-from kubeserve_runtime.contract import ANNOTATION_APPLIED_HASH, FEEDBACK_PARAMETER, GROUP
+from kubeserve_runtime.contract import (
+    ANNOTATION_APPLIED_HASH,
+    FEEDBACK_PARAMETER,
+    GROUP,
+    ROUTED_BY_HEADER,
+    ROUTED_HEADER,
+)
 from kubeserve_runtime.testing import RuntimeProcess
 
 GATEWAY = "gateway.networking.k8s.io"
@@ -765,7 +771,8 @@ def test_operator_killed_mid_rollout_resumes(
 def test_ab_variant_with_header_match_and_mirror(
     api_client: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
-    """Header rule first, weighted default rule with a RequestMirror, all stored as applied."""
+    """Header rule first (marking its requests as header-routed), weighted default rule with
+    a RequestMirror, all stored as applied."""
     spec = {
         "predictor": predictor("s3://m/a"),
         "variants": [
@@ -806,6 +813,14 @@ def test_ab_variant_with_header_match_and_mirror(
                     }
                 ],
                 "backendRefs": [ref(b, 1)],
+                "filters": [
+                    {
+                        "type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {
+                            "set": [{"name": ROUTED_HEADER, "value": ROUTED_BY_HEADER}]
+                        },
+                    }
+                ],
             },
             {
                 "matches": [{"path": everything}],
