@@ -282,12 +282,22 @@ def test_control_plane_crash_mid_pass(
     cluster_root: Path,
     component: str,
 ) -> None:
-    """The API server (or etcd) is killed mid-pass and restarted; everything converges."""
+    """The API server (or etcd) is killed mid-pass and restarted; everything converges.
+
+    After etcd's restart the simulated node is restarted too: KWOK (v0.8.0) can miss a
+    pod bound around the restart and leave it Pending for good (seen in CI: the
+    Deployment at 1/2 ready, its second pod PodScheduled and nothing more for four
+    minutes), which a real kubelet's relisting informers do not. The operator's part,
+    converging from what the API server then reports, is what this test checks.
+    """
     with slowed(api_client, namespace) as hook:
         create(api_client, namespace, isvc("iris", SERVICE))
         strike_mid_pass(api_client, namespace, "iris")
         with faults.stopped(cluster_root, component, grace=0):
             hook.delay = 0
+    if component == "etcd":
+        with faults.stopped(cluster_root, "kwok"):
+            pass
     assert_converges(api_client, namespace, "iris")
 
 

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,14 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.realnode
-def test_cluster_up_status_down_restores_the_host(tmp_path: Path) -> None:
+def test_cluster_up_status_down_restores_the_host() -> None:
     reasons = node.host_reasons()
     if reasons:
         pytest.skip("no real node on this host: " + "; ".join(reasons))
-    env = {**os.environ, "KUBESERVE_CLUSTER_DIR": str(tmp_path / "cluster")}
+    # A short folder: kubelet's sockets must fit a unix socket path (107 characters), which
+    # pytest's own tmp_path (pytest-of-USER/pytest-NNN/test_...) can exceed.
+    short = Path(tempfile.mkdtemp(prefix="ks-up-"))
+    env = {**os.environ, "KUBESERVE_CLUSTER_DIR": str(short / "cluster")}
     before = hoststate.take([])
     up = _cli(env, "up", "--real-node")
     try:
@@ -74,7 +78,8 @@ def test_cluster_up_status_down_restores_the_host(tmp_path: Path) -> None:
         down = _cli(env, "down")
     assert down.returncode == 0, down.stderr
     assert hoststate.differences(before, hoststate.take([])) == []
-    assert not (tmp_path / "cluster").exists()
+    assert not (short / "cluster").exists()
+    short.rmdir()
 
 
 def _pod_running(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod:

@@ -155,3 +155,14 @@ def test_a_stored_model_points_the_predictor_at_s3_and_its_secret() -> None:
     }
     assert isvc["spec"]["predictor"]["model"] == {"storageUri": "s3://x/y"}
     assert stored.secret("creds", "ns")["stringData"] == stored.secret_data
+
+
+def test_a_cluster_folder_too_deep_for_kubelets_sockets_is_refused_with_the_reason() -> None:
+    """kubelet binds <root-dir>/pod-resources/<10 digits>; a longer path than a unix socket
+    allows is refused before anything starts (kubelet itself only says "invalid argument")."""
+    shallow = node.Layout(Path("/tmp/ks-up-x/cluster") / node.NODE_FOLDER)
+    assert node.socket_path_problem(shallow) is None
+    deep = node.Layout(Path("/tmp") / ("d" * 80) / "cluster" / node.NODE_FOLDER)
+    problem = node.socket_path_problem(deep)
+    assert problem is not None
+    assert "KUBESERVE_CLUSTER_DIR" in problem and "> 107 characters" in problem

@@ -143,9 +143,9 @@ WATCH_SERVER_TIMEOUT = 60
 
 The watches feed the indices every pass reads, so a watch that stays open but has
 stopped delivering would leave the operator deciding from stale children until it
-reconnects. (A CI run once saw an InferenceService stay at "1/2 ready" for four minutes
-after etcd restarted under the API server; whether a watch or the simulated node stalled
-was not established, and the fault test now prints the Deployment's own status.) Reconnecting
+reconnects. (Suspected once when an InferenceService stayed at "1/2 ready" for four
+minutes after etcd restarted; the Deployment's own status showed the simulated node had
+left a pod Pending, but the bound is kept: it is cheap.) Reconnecting
 every minute resumes from the last resourceVersion (or relists on 410 Gone): the cost is
 one request per watched kind a minute; the gain is that staleness is bounded by a minute
 plus the safety-net timer.

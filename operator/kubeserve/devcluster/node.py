@@ -391,6 +391,28 @@ def node_ready(kubeconfig: Path, name: str) -> str:
     )
 
 
+UNIX_SOCKET_PATH_MAX = 107
+"""Longest path a unix socket can bind to on Linux (sun_path holds 108 bytes with the NUL)."""
+KUBELET_TEMP_SOCKET = "pod-resources/0123456789"
+"""The longest socket kubelet binds under its root: a temporary name of 10 digits."""
+
+
+def socket_path_problem(layout: Layout) -> str | None:
+    """Why kubelet could not bind its sockets under ``layout`` (a path too long), or None.
+
+    kubelet binds ``<root-dir>/pod-resources/<10 digits>`` and exits with "bind: invalid
+    argument" when that is longer than a unix socket path may be; say so before starting.
+    """
+    longest = layout.kubelet_root / KUBELET_TEMP_SOCKET
+    if len(str(longest)) <= UNIX_SOCKET_PATH_MAX:
+        return None
+    return (
+        f"the cluster folder {layout.root.parent} is too deep for kubelet's unix sockets "
+        f"({len(str(longest))} > {UNIX_SOCKET_PATH_MAX} characters for {longest}); "
+        "set KUBESERVE_CLUSTER_DIR to a shorter path"
+    )
+
+
 def up(
     cluster_root: Path,
     archives: Sequence[Path],
@@ -406,6 +428,9 @@ def up(
     reasons = host.host_support()
     if reasons:
         raise NodeError("this host cannot run a real node: " + "; ".join(reasons))
+    too_long = socket_path_problem(Layout(cluster_root / NODE_FOLDER))
+    if too_long:
+        raise NodeError(too_long)
     build.ensure_built(components=BINARIES)
     with _locked():
         _recover()
