@@ -165,4 +165,5 @@ def test_a_cluster_folder_too_deep_for_kubelets_sockets_is_refused_with_the_reas
     deep = node.Layout(Path("/tmp") / ("d" * 80) / "cluster" / node.NODE_FOLDER)
     problem = node.socket_path_problem(deep)
     assert problem is not None
-    assert "KUBESERVE_CLUSTER_DIR" in problem and "> 107 characters" in problem
+    assert "KUBESERVE_CLUSTER_DIR" in problem
+    assert "> 107 characters" in problem
