@@ -20,8 +20,10 @@ of their own run first, before the session's node exists (one real node per mach
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,3 +126,18 @@ def gateway_url(real_node: RealNodeSession) -> str:
     if real_node.gateway is None:
         pytest.skip(f"the real node runs no Gateway: {gateway.available()}")
     return real_node.gateway.url
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh folder with a short path, removed afterwards.
+
+    For a cluster folder a test starts a real node in: kubelet's sockets must fit a unix
+    socket path (107 characters), which pytest's own tmp_path
+    (``pytest-of-USER/pytest-NNN/test_name0/...``) can exceed.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="ks-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -50,7 +50,9 @@ def test_demo_shows_ready_and_a_real_prediction(
 
 @pytest.mark.slow
 @pytest.mark.realnode
-def test_demo_on_a_real_node_predicts_from_a_pod_and_splits_a_canary(tmp_path: Path) -> None:
+def test_demo_on_a_real_node_predicts_from_a_pod_and_splits_a_canary(
+    tmp_path: Path, short_dir: Path
+) -> None:
     """Without KUBECONFIG, where a real node can run, the demo's answers come from a pod.
 
     It starts the machine's one real node itself, so it runs before the session's
@@ -68,7 +70,7 @@ def test_demo_on_a_real_node_predicts_from_a_pod_and_splits_a_canary(tmp_path: P
         for key, value in os.environ.items()
         if key not in ("KUBECONFIG", nodedemo.REAL_NODE_ENV)
     }
-    env["KUBESERVE_CLUSTER_DIR"] = str(tmp_path / "cluster")
+    env["KUBESERVE_CLUSTER_DIR"] = str(short_dir / "cluster")
     env["KUBESERVE_DEMO_WORKDIR"] = str(tmp_path / "work")
     try:
         result = subprocess.run(

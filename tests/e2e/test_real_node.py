@@ -11,7 +11,6 @@ import ipaddress
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +54,11 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.realnode
-def test_cluster_up_status_down_restores_the_host() -> None:
+def test_cluster_up_status_down_restores_the_host(short_dir: Path) -> None:
     reasons = node.host_reasons()
     if reasons:
         pytest.skip("no real node on this host: " + "; ".join(reasons))
-    # A short folder: kubelet's sockets must fit a unix socket path (107 characters), which
-    # pytest's own tmp_path (pytest-of-USER/pytest-NNN/test_...) can exceed.
-    short = Path(tempfile.mkdtemp(prefix="ks-up-"))
-    env = {**os.environ, "KUBESERVE_CLUSTER_DIR": str(short / "cluster")}
+    env = {**os.environ, "KUBESERVE_CLUSTER_DIR": str(short_dir / "cluster")}
     before = hoststate.take([])
     up = _cli(env, "up", "--real-node")
     try:
@@ -78,8 +74,7 @@ def test_cluster_up_status_down_restores_the_host() -> None:
         down = _cli(env, "down")
     assert down.returncode == 0, down.stderr
     assert hoststate.differences(before, hoststate.take([])) == []
-    assert not (short / "cluster").exists()
-    short.rmdir()
+    assert not (short_dir / "cluster").exists()
 
 
 def _pod_running(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod:
@@ -167,7 +162,17 @@ def test_iris_from_s3_serves_through_its_cluster_ip(
             finally:
                 print(operator.log()[-4000:])
         ip = core.read_namespaced_service("iris", node_namespace).spec.cluster_ip
-        answer = httpx.post(f"http://{ip}:8080/v2/models/iris/infer", json=IRIS_INPUT, timeout=10)
+
+        def served() -> httpx.Response:
+            # kube-proxy writes the new Service's rules shortly after the pod is Ready;
+            # until then the ClusterIP refuses connections
+            try:
+                url = f"http://{ip}:8080/v2/models/iris/infer"
+                return httpx.post(url, json=IRIS_INPUT, timeout=10)
+            except httpx.ConnectError as exc:
+                raise _NotYet(str(exc)) from exc
+
+        answer = _eventually(served, 120)
     finally:
         api.close()
     assert answer.status_code == 200, answer.text
