@@ -44,7 +44,7 @@ from prometheus_client import start_http_server
 
 from kubeserve import dashboard
 from kubeserve.controller.metrics import OperatorMetrics
-from kubeserve.devcluster.prometheus import PrometheusServer, Target
+from kubeserve.devcluster.prometheus import PrometheusServer, Target, pod_target
 from kubeserve_runtime import contract
 from kubeserve_runtime.metrics.drift import PROFILE_FILE, build_profile
 from kubeserve_runtime.testing import RuntimeProcess, free_port
@@ -154,16 +154,7 @@ class Traffic:
 
 def target(revision: str, runtime: RuntimeProcess) -> Target:
     """The runtime as a Kubernetes scrape labels one of its pods."""
-    return Target(
-        f"127.0.0.1:{runtime.metrics_port}",
-        {
-            "namespace": NAMESPACE,
-            "pod": f"{NAME}-predictor-{revision}-0",
-            "serving_kubeserve_io_inferenceservice": NAME,
-            "serving_kubeserve_io_revision": revision,
-            "serving_kubeserve_io_variant": "predictor",
-        },
-    )
+    return pod_target(runtime.metrics_port, NAMESPACE, NAME, "predictor", revision)
 
 
 def legend(template: str, labels: dict[str, str]) -> str:

@@ -35,7 +35,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from kubeserve.devcluster.prometheus import PrometheusServer, Target
+from kubeserve.devcluster.prometheus import PrometheusServer, Target, pod_target
 from kubeserve.experiment.sequential import Design, compare
 from kubeserve.rollout.observation import ArmCounters, ExperimentRequest
 from kubeserve.rollout.prometheus import PrometheusClient
@@ -130,16 +130,7 @@ def value(runtime: RuntimeProcess, name: str, **labels: str) -> float:
 
 def target(arm: str, runtime: RuntimeProcess) -> Target:
     """The runtime as a Kubernetes scrape sees an arm's pod."""
-    return Target(
-        f"127.0.0.1:{runtime.metrics_port}",
-        {
-            "namespace": NAMESPACE,
-            "pod": f"{NAME}-{arm}-{REVISION}-0",
-            "serving_kubeserve_io_inferenceservice": NAME,
-            "serving_kubeserve_io_revision": REVISION,
-            "serving_kubeserve_io_variant": arm,
-        },
-    )
+    return pod_target(runtime.metrics_port, NAMESPACE, NAME, arm, REVISION)
 
 
 def scraped(server: PrometheusServer, promql: str) -> float:

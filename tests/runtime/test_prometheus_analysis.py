@@ -48,7 +48,7 @@ from kubeserve import dashboard
 from kubeserve.config import OperatorConfig
 from kubeserve.controller.metrics import OperatorMetrics
 from kubeserve.devcluster import versions
-from kubeserve.devcluster.prometheus import PrometheusServer, Target
+from kubeserve.devcluster.prometheus import PrometheusServer, Target, pod_target
 from kubeserve.rollout.analysis import AnalysisMetrics, MetricsUnavailable, Outcome, evaluate
 from kubeserve.rollout.metrics import read_canary_metrics
 from kubeserve.rollout.observation import MetricsRequest
@@ -184,16 +184,7 @@ def operator_metrics() -> Iterator[str]:
 
 def target(revision: str, runtime: RuntimeProcess) -> Target:
     """The runtime as a Kubernetes scrape sees a canary pod."""
-    return Target(
-        f"127.0.0.1:{runtime.metrics_port}",
-        {
-            "namespace": NAMESPACE,
-            "pod": f"{NAME}-predictor-{revision}-0",
-            "serving_kubeserve_io_inferenceservice": NAME,
-            "serving_kubeserve_io_revision": revision,
-            "serving_kubeserve_io_variant": "predictor",
-        },
-    )
+    return pod_target(runtime.metrics_port, NAMESPACE, NAME, "predictor", revision)
 
 
 def scraped_total(prometheus: PrometheusServer, revision: str, status: str) -> float:

@@ -51,6 +51,15 @@ class Target:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def pod_target(
+    metrics_port: int, namespace: str, name: str, component: str, revision: str
+) -> Target:
+    """A runtime on loopback labelled as a Kubernetes scrape labels one of its pods."""
+    pod = f"{name}-{component}-{revision}-0"
+    values = (namespace, pod, name, revision, component)
+    return Target(f"127.0.0.1:{metrics_port}", dict(zip(TARGET_LABELS, values, strict=True)))
+
+
 def scrape_config(
     targets: list[Target], interval: str, rule_files: list[Path] | None = None
 ) -> dict[str, Any]:
